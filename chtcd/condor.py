@@ -1,0 +1,284 @@
+"""The one door to HTCondor: the only module that imports the bindings.
+
+It hands back plain dataclasses, never ClassAds, and turns the bindings'
+exceptions into three errors a caller can act on: the pool is unreachable
+(retry later), the token was refused (the user must fetch a new one), or the
+schedd refused what a bundle asked (the bundle goes back with the reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+
+BUNDLE_ATTR = "ChtcdBundleId"
+CLIENT_ATTR = "ChtcdClient"
+
+PROJECTION = [
+    "ClusterId",
+    "ProcId",
+    BUNDLE_ATTR,
+    "JobStatus",
+    "EnteredCurrentStatus",
+    "HoldReasonCode",
+    "HoldReasonSubCode",
+    "HoldReason",
+    "ExitCode",
+    "ExitBySignal",
+    "ExitSignal",
+    "CompletionDate",
+    "NumJobStarts",
+    "RemoteWallClockTime",
+    "RemoteUserCpu",
+    "RemoteSysCpu",
+    "MemoryUsage",
+    "DiskUsage",
+]
+"""Only what chtcd uses: the tick's one query is kept small for the access point."""
+
+
+class CondorError(Exception):
+    """Base of what the door raises."""
+
+
+class Unreachable(CondorError):
+    """The collector or schedd did not answer: try again on a later tick."""
+
+
+class AuthRefused(Unreachable):
+    """The access point did not accept the token: the user must fetch a new one."""
+
+
+class Refused(CondorError):
+    """HTCondor refused what the bundle describes: the bundle's to fix, not ours to retry."""
+
+
+@dataclass(frozen=True)
+class JobAd:
+    bundle_id: Optional[str]
+    cluster: int
+    proc: int
+    status: int
+    entered_status_at: Optional[float] = None
+    hold_code: Optional[int] = None
+    hold_subcode: Optional[int] = None
+    hold_reason: Optional[str] = None
+    exit_code: Optional[int] = None
+    exit_signal: Optional[int] = None
+    completed_at: Optional[float] = None
+    starts: Optional[int] = None
+    wall_seconds: Optional[float] = None
+    cpu_seconds: Optional[float] = None
+    memory_mb: Optional[int] = None
+    disk_kb: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    cluster: int
+    procs: int
+    handle: Any  # the bindings' SubmitResult, needed by spool() and nothing else
+
+
+_cwd_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path) -> Iterator[None]:
+    """The bindings read ``executable`` and ``queue ... from FILE`` relative to the process cwd."""
+    with _cwd_lock:
+        before = os.getcwd()
+        os.chdir(path)
+        try:
+            yield
+        finally:
+            os.chdir(before)
+
+
+def _bindings():
+    os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
+    import htcondor2
+
+    return htcondor2
+
+
+def _value(ad: Any, key: str) -> Any:
+    if key not in ad:
+        return None
+    try:
+        value = ad.eval(key)
+    except Exception:
+        return None
+    return value if isinstance(value, (int, float, str, bool)) else None
+
+
+def _num(ad: Any, key: str, kind: type = int) -> Any:
+    value = _value(ad, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return kind(value)
+
+
+def _job_ad(ad: Any) -> JobAd:
+    user = _num(ad, "RemoteUserCpu", float)
+    system = _num(ad, "RemoteSysCpu", float)
+    by_signal = _value(ad, "ExitBySignal") is True
+    return JobAd(
+        bundle_id=_value(ad, BUNDLE_ATTR),
+        cluster=_num(ad, "ClusterId"),
+        proc=_num(ad, "ProcId"),
+        status=_num(ad, "JobStatus"),
+        entered_status_at=_num(ad, "EnteredCurrentStatus", float),
+        hold_code=_num(ad, "HoldReasonCode"),
+        hold_subcode=_num(ad, "HoldReasonSubCode"),
+        hold_reason=_value(ad, "HoldReason"),
+        exit_code=None if by_signal else _num(ad, "ExitCode"),
+        exit_signal=_num(ad, "ExitSignal") if by_signal else None,
+        completed_at=_num(ad, "CompletionDate", float) or None,
+        starts=_num(ad, "NumJobStarts"),
+        wall_seconds=_num(ad, "RemoteWallClockTime", float),
+        cpu_seconds=None if user is None and system is None else (user or 0.0) + (system or 0.0),
+        memory_mb=_num(ad, "MemoryUsage"),
+        disk_kb=_num(ad, "DiskUsage"),
+    )
+
+
+def _classify(exc: BaseException, doing: str) -> CondorError:
+    text = str(exc) or type(exc).__name__
+    if "AUTHENTICATE" in text or "authenticat" in text.lower() or "PERMISSION DENIED" in text.upper():
+        return AuthRefused(f"{doing}: the access point did not accept the token ({text})")
+    return Unreachable(f"{doing}: {text}")
+
+
+class AccessPoint:
+    """A connection to one access point's schedd, found through the collector by name."""
+
+    def __init__(self, collector: str, name: str, token_dir: Path):
+        self.collector_host = collector
+        self.name = name
+        self._h = _bindings()
+        self._h.param["SEC_TOKEN_DIRECTORY"] = str(token_dir)
+        self._schedd: Any = None
+
+    def _collector(self) -> Any:
+        return self._h.Collector(self.collector_host)
+
+    def _connect(self) -> Any:
+        if self._schedd is None:
+            try:
+                ad = self._collector().locate(self._h.DaemonType.Schedd, self.name)
+            except Exception as exc:
+                raise _classify(exc, f"finding access point {self.name} through {self.collector_host}") from None
+            self._schedd = self._h.Schedd(ad)
+        return self._schedd
+
+    @contextlib.contextmanager
+    def _call(self, doing: str) -> Iterator[Any]:
+        schedd = self._connect()
+        try:
+            yield schedd
+        except CondorError:
+            raise
+        except Exception as exc:
+            self._schedd = None
+            raise _classify(exc, doing) from None
+
+    def add_credentials(self, services: Sequence[str]) -> bool:
+        """The credd step from CHTC's guide; False when the pool has no credd by that name."""
+        h = self._h
+        try:
+            ads = self._collector().query(h.AdType.Credd, constraint=f'Name == "{self.name}"')
+            if not ads:
+                return False
+            credd = h.Credd(ads[0])
+            for service in services:
+                credd.add_user_service_cred(h.CredType.OAuth, b"", service)
+        except Exception as exc:
+            raise _classify(exc, "adding credentials at the credd") from None
+        return True
+
+    def submit(self, text: str, folder: Path, defaults: Mapping[str, str], stamps: Mapping[str, str]) -> Submitted:
+        """Submit a bundle's description with spooling; jobs wait held until `spool`.
+
+        The description is parsed with ``folder`` as working directory, as
+        condor_submit would be run from it, and ``initialdir`` is pinned inside it.
+        """
+        with _working_dir(folder):
+            try:
+                description = self._h.Submit(text)
+            except Exception as exc:
+                raise Refused(f"HTCondor could not parse the submit file: {exc}") from None
+        present = {_command_key(k) for k in description.keys()}
+        for key, value in defaults.items():
+            if _command_key(key) not in present:
+                description[key] = value
+        own = None
+        for key in [k for k in description.keys() if _command_key(k) in ("initialdir", "initial_dir")]:
+            own = description[key].strip() or None
+            del description[key]
+        if own and own.startswith("/"):
+            raise Refused(f"initialdir = {own} is outside the bundle; use a folder inside it, by a relative name")
+        description["initialdir"] = str(folder / own) if own else str(folder)
+        for key, value in stamps.items():
+            description[key] = value
+        with self._call("submitting") as schedd, _working_dir(folder):
+            try:
+                result = schedd.submit(description, spool=True)
+            except ValueError as exc:
+                raise Refused(f"HTCondor refused the submit file: {exc}") from None
+        return Submitted(cluster=result.cluster(), procs=result.num_procs(), handle=result)
+
+    def spool(self, submitted: Submitted, cwd: Path) -> None:
+        with self._call(f"spooling the inputs of cluster {submitted.cluster}") as schedd, _working_dir(cwd):
+            schedd.spool(submitted.handle)
+
+    def query(self, constraint: str) -> List[JobAd]:
+        with self._call("querying the queue") as schedd:
+            ads = schedd.query(constraint, projection=PROJECTION)
+        return [_job_ad(ad) for ad in ads]
+
+    def query_client(self, client_id: str) -> List[JobAd]:
+        """The tick's one query: every job this state store submitted."""
+        return self.query(f'{CLIENT_ATTR} == "{client_id}"')
+
+    def history(self, constraint: str, limit: int = -1) -> List[JobAd]:
+        with self._call("reading the schedd's history") as schedd:
+            ads = schedd.history(constraint, projection=PROJECTION, match=limit)
+        return [_job_ad(ad) for ad in ads]
+
+    def retrieve(self, job_ids: Sequence[str]) -> None:
+        """Download outputs into each job's submit folder; returns nothing, so callers verify."""
+        with self._call(f"retrieving outputs of {', '.join(job_ids)}") as schedd:
+            schedd.retrieve(list(job_ids))
+
+    def release(self, cluster: int) -> None:
+        """Let retrieved jobs leave the queue now, not ten days from now; drop the rest."""
+        h = self._h
+        with self._call(f"releasing cluster {cluster}") as schedd:
+            schedd.edit(f"ClusterId == {cluster} && JobStatus == 4", "LeaveJobInQueue", "false")
+            schedd.act(h.JobAction.Remove, f"ClusterId == {cluster} && JobStatus != 4 && JobStatus != 3")
+
+    def remove(self, constraint: str) -> None:
+        with self._call("removing jobs") as schedd:
+            schedd.act(self._h.JobAction.Remove, constraint)
+
+
+def job_id(cluster: int, proc: int) -> str:
+    return f"{cluster}.{proc}"
+
+
+def stamps(bundle_id: str, client_id: str) -> Dict[str, str]:
+    """The attributes that let one query find every job of a bundle and of this daemon."""
+    return {f"MY.{BUNDLE_ATTR}": f'"{bundle_id}"', f"MY.{CLIENT_ATTR}": f'"{client_id}"'}
+
+
+def _command_key(key: str) -> str:
+    key = key.lower()
+    for prefix in ("my.", "+"):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key

@@ -1,0 +1,171 @@
+"""What happens next to a bundle: pure decisions, no I/O.
+
+Given a bundle's record (with what the last query said of its jobs) and the
+time, `next_step` returns one action as data; `pipeline` carries it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Dict, Iterable, List, Optional, Union
+
+from .state import BundleRecord, JobRecord, Stage
+
+SPOOLING_HOLD_CODE = 16
+"""Every spooled job starts held with this code until its inputs arrive: not a real hold."""
+
+RELEASE_RETRY_SECONDS = 300.0
+"""A released job normally leaves the queue within about 20 s; after this, release again."""
+
+
+class Phase(str, Enum):
+    """A job's state as the user thinks of it."""
+
+    SPOOLING = "spooling"
+    IDLE = "idle"
+    RUNNING = "running"
+    HELD = "held"
+    DONE = "done"
+    REMOVED = "removed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (Phase.DONE, Phase.REMOVED)
+
+
+PHASE_BY_STATUS: Dict[int, Phase] = {
+    1: Phase.IDLE,
+    2: Phase.RUNNING,
+    3: Phase.REMOVED,
+    4: Phase.DONE,
+    5: Phase.HELD,
+    6: Phase.RUNNING,  # transferring output
+    7: Phase.RUNNING,  # suspended
+}
+"""HTCondor's JobStatus, keyed; HoldReasonCode refines 5 (see `phase`)."""
+
+
+def phase(job: JobRecord) -> Phase:
+    if job.gone and job.status != 4:
+        return Phase.REMOVED
+    if job.status == 5 and job.hold_code == SPOOLING_HOLD_CODE:
+        return Phase.SPOOLING
+    return PHASE_BY_STATUS.get(job.status, Phase.IDLE)
+
+
+def counts(jobs: Iterable[JobRecord]) -> Dict[str, int]:
+    tally = {p.value: 0 for p in Phase}
+    for job in jobs:
+        tally[phase(job).value] += 1
+    return tally
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do for this bundle on this tick."""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Every job is done, removed, or held past the grace: retrieve, then deliver."""
+
+    retrieve: List[str]
+    outcome: str  # delivered | partial
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Vanished:
+    """The jobs left the queue before their outputs were retrieved."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Deliver:
+    pass
+
+
+@dataclass(frozen=True)
+class Release:
+    pass
+
+
+@dataclass(frozen=True)
+class Forget:
+    pass
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """After a crash mid-submit: the cluster exists and was spooled; track it."""
+
+    cluster: int
+
+
+@dataclass(frozen=True)
+class Resubmit:
+    """After a crash mid-submit: nothing usable reached the schedd; remove leftovers, submit again."""
+
+    remove_cluster: Optional[int]
+
+
+Action = Union[Wait, Finish, Vanished, Deliver, Release, Forget, Adopt, Resubmit]
+
+VANISHED_REASON = (
+    "the jobs left the access point's queue before chtcd retrieved their outputs "
+    "(HTCondor drops completed remote jobs 10 days after they finish, or someone removed them); "
+    "nothing could be brought back: submit the bundle again"
+)
+
+
+def next_step(record: BundleRecord, now: float, hold_grace: float) -> Action:
+    stage = record.stage
+    jobs = list(record.jobs.values())
+    if stage in (Stage.SUBMITTING, Stage.SUBMITTED):
+        return _reconcile(record)
+    if stage == Stage.RUNNING:
+        return _running(jobs, record, now, hold_grace)
+    if stage == Stage.READY:
+        return Deliver()
+    if stage == Stage.DELIVERED:
+        return Release() if record.cluster is not None else Forget()
+    if stage == Stage.RELEASED:
+        if all(j.gone for j in jobs):
+            return Forget()
+        if now - (record.released_at or now) > RELEASE_RETRY_SECONDS:
+            return Release()
+    return Wait()
+
+
+def _running(jobs: List[JobRecord], record: BundleRecord, now: float, hold_grace: float) -> Action:
+    if not jobs or all(j.gone for j in jobs):
+        return Vanished(VANISHED_REASON)
+    phases = [(j, phase(j)) for j in jobs]
+    if any(p in (Phase.SPOOLING, Phase.IDLE, Phase.RUNNING) for _, p in phases):
+        return Wait()
+    held = [j for j, p in phases if p == Phase.HELD]
+    if any(now - (j.entered_status_at or now) < hold_grace for j in held):
+        return Wait()
+    done = sorted(j.proc for j, p in phases if p == Phase.DONE)
+    retrieve = [f"{record.cluster}.{proc}" for proc in done]
+    if len(done) == len(jobs):
+        return Finish(retrieve, "delivered")
+    removed = len(jobs) - len(done) - len(held)
+    parts = []
+    if held:
+        parts.append(f"{len(held)} job(s) stayed on hold past the grace period and were removed")
+    if removed:
+        parts.append(f"{removed} job(s) were removed before finishing")
+    return Finish(retrieve, "partial", "; ".join(parts) + "; see the jobs list for reasons")
+
+
+def _reconcile(record: BundleRecord) -> Action:
+    """Decide from what the schedd holds for this bundle id; `jobs` came from that lookup."""
+    present = [j for j in record.jobs.values() if not j.gone]
+    if not present:
+        return Resubmit(remove_cluster=None)
+    if all(phase(j) == Phase.SPOOLING for j in present):
+        return Resubmit(remove_cluster=record.cluster)
+    return Adopt(cluster=record.cluster)  # type: ignore[arg-type]

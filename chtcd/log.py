@@ -1,0 +1,79 @@
+"""Logging: JSON lines to a private, rotated file and readable lines on stderr; never a token."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import structlog
+
+_TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+REDACTED = "[token redacted]"
+
+
+def redact(text: str) -> str:
+    """IDTOKENS are JWTs: anything shaped like one is cut out before a line is written."""
+    return _TOKEN.sub(REDACTED, text)
+
+
+def _redact_event(_logger: Any, _name: str, event: dict) -> dict:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
+
+
+def _private_file(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_event,
+    ]
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(level)
+
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.dev.ConsoleRenderer(colors=False)],
+            foreign_pre_chain=shared,
+        )
+    )
+    root.addHandler(console)
+
+    if log_file is not None:
+        _private_file(log_file)
+        to_file = logging.handlers.RotatingFileHandler(log_file, maxBytes=5 << 20, backupCount=3)
+        to_file.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.JSONRenderer()],
+                foreign_pre_chain=shared,
+            )
+        )
+        root.addHandler(to_file)
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    for noisy in ("apscheduler", "watchdog"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get(name: str = "chtcd") -> Any:
+    return structlog.get_logger(name)

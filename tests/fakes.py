@@ -1,0 +1,88 @@
+"""An in-memory access point with the door's interface: for fast pipeline tests, never as proof."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from chtcd import condor
+
+
+@dataclass
+class FakeJob:
+    ad: condor.JobAd
+    client: str
+    folder: Path
+    leave_in_queue: bool = True
+
+
+@dataclass
+class FakeAccessPoint:
+    name: str = "ap.fake"
+    jobs: Dict[Tuple[int, int], FakeJob] = field(default_factory=dict)
+    next_cluster: int = 100
+    calls: List[str] = field(default_factory=list)
+    down: bool = False
+    has_credd: bool = True
+
+    def _call(self, what: str) -> None:
+        self.calls.append(what)
+        if self.down:
+            raise condor.Unreachable(f"{what}: Failed communication with collector.")
+
+    def add_credentials(self, services) -> bool:
+        self._call("credd")
+        return self.has_credd
+
+    def submit(self, text: str, folder: Path, defaults: Mapping[str, str], stamps: Mapping[str, str]) -> condor.Submitted:
+        self._call("submit")
+        match = re.search(r"^\s*queue\s*(\d*)\s*$", text, re.IGNORECASE | re.MULTILINE)
+        if not match:
+            raise condor.Refused("HTCondor refused the submit file: no queue statement")
+        count = int(match.group(1) or 1)
+        cluster = self.next_cluster
+        self.next_cluster += 1
+        bundle_id = stamps[f"MY.{condor.BUNDLE_ATTR}"].strip('"')
+        client = stamps[f"MY.{condor.CLIENT_ATTR}"].strip('"')
+        for proc in range(count):
+            ad = condor.JobAd(bundle_id=bundle_id, cluster=cluster, proc=proc, status=5, hold_code=16, entered_status_at=0.0)
+            self.jobs[(cluster, proc)] = FakeJob(ad, client, folder)
+        return condor.Submitted(cluster=cluster, procs=count, handle=cluster)
+
+    def spool(self, submitted: condor.Submitted, folder: Path) -> None:
+        self._call("spool")
+        for key, job in self.jobs.items():
+            if key[0] == submitted.cluster:
+                job.ad = replace(job.ad, status=1, hold_code=None)
+
+    def query_client(self, client_id: str) -> List[condor.JobAd]:
+        self._call("query")
+        return [j.ad for j in self.jobs.values() if j.client == client_id]
+
+    def retrieve(self, job_ids) -> None:
+        self._call("retrieve")
+        for jid in job_ids:
+            cluster, proc = map(int, jid.split("."))
+            job = self.jobs[(cluster, proc)]
+            (job.folder / f"out.{proc}").write_text(f"output of {jid}\n")
+
+    def release(self, cluster: int) -> None:
+        self._call("release")
+        for key in [k for k, j in self.jobs.items() if k[0] == cluster]:
+            del self.jobs[key]
+
+    def remove(self, constraint: str) -> None:
+        self._call("remove")
+        cluster = int(re.search(r"ClusterId == (\d+)", constraint).group(1))
+        for key in [k for k in self.jobs if k[0] == cluster]:
+            del self.jobs[key]
+
+    # what the pool would do on its own
+    def set_status(self, cluster: int, proc: int, status: int, now: float = 0.0, **fields) -> None:
+        job = self.jobs[(cluster, proc)]
+        job.ad = replace(job.ad, status=status, entered_status_at=now, **fields)
+
+    def clusters(self) -> List[int]:
+        return sorted({k[0] for k in self.jobs})

@@ -1,0 +1,157 @@
+"""The pipeline against the in-memory fake: fast checks of the flow's logic, not of HTCondor."""
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import FakeAccessPoint
+
+from chtcd import config as configuration
+from chtcd.layout import Layout
+from chtcd.pipeline import Pipeline
+from chtcd.restore import restore
+from chtcd.state import Stage, Store
+
+
+@pytest.fixture
+def env(tmp_path):
+    cfg = configuration.from_mapping(
+        {
+            "pool": {"collector": "127.0.0.1:1", "access_point": "ap.fake", "token_dir": str(tmp_path / "tokens")},
+            "paths": {"outbox": str(tmp_path / "out"), "inbox": str(tmp_path / "in"), "state_dir": str(tmp_path / "state")},
+            "daemon": {"tick_seconds": 1, "settle_seconds": 0, "hold_grace_seconds": 100},
+        },
+        None,
+    )
+    layout = Layout.from_config(cfg)
+    layout.create()
+    store = Store(layout.state_file)
+    ap = FakeAccessPoint()
+    pipe = Pipeline(cfg, layout, store, store.load(), ap)
+    return pipe, ap, layout
+
+
+def drop(layout: Layout, name: str, queue: str = "queue") -> Path:
+    folder = layout.outbox / name
+    folder.mkdir()
+    (folder / f"{name}.sub").write_text(f"executable = run.sh\n{queue}\n")
+    (folder / "run.sh").write_text("#!/bin/sh\n")
+    return folder
+
+
+def report(layout, name):
+    return json.loads((layout.inbox / name / "chtcd-report.json").read_text())
+
+
+def test_bundle_goes_out_and_comes_back(env):
+    pipe, ap, layout = env
+    drop(layout, "job", "queue 2")
+    pipe.tick(1.0)
+    assert not (layout.outbox / "job").exists()
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0)
+    pipe.tick(2.0)
+    assert not (layout.inbox / "job").exists()
+    ap.set_status(cluster, 1, 4, exit_code=3)
+    pipe.tick(3.0)
+    rep = report(layout, "job")
+    assert rep["outcome"] == "delivered"
+    assert [j["exit_code"] for j in rep["jobs"]] == [0, 3]
+    assert (layout.inbox / "job" / "out.1").read_text() == f"output of {cluster}.1\n"
+    assert ap.clusters() == []
+    pipe.tick(4.0)
+    assert pipe.state.bundles[next(iter(pipe.state.bundles))].stage == Stage.DONE
+
+
+def test_one_query_per_tick_for_all_bundles(env):
+    pipe, ap, layout = env
+    for n in range(3):
+        drop(layout, f"b{n}")
+    pipe.tick(1.0)
+    ap.calls.clear()
+    pipe.tick(2.0)
+    assert ap.calls.count("query") == 1
+
+
+def test_idle_daemon_makes_no_calls(env):
+    pipe, ap, _ = env
+    pipe.tick(1.0)
+    pipe.tick(2.0)
+    assert ap.calls == []
+
+
+def test_rejected_bundle_comes_back_with_reason(env):
+    pipe, ap, layout = env
+    folder = layout.outbox / "bad"
+    folder.mkdir()
+    (folder / "data.txt").write_text("x")
+    pipe.tick(1.0)
+    rep = report(layout, "bad")
+    assert rep["outcome"] == "rejected" and "no submit file" in rep["reason"]
+    assert (layout.inbox / "bad" / "data.txt").read_text() == "x"
+    assert "submit" not in ap.calls
+
+
+def test_name_collision_in_inbox(env):
+    pipe, ap, layout = env
+    (layout.inbox / "bad").mkdir()
+    (layout.outbox / "bad").mkdir()
+    pipe.tick(1.0)
+    assert report(layout, "bad-2")["outcome"] == "rejected"
+
+
+def test_held_job_past_grace_is_delivered_and_removed(env):
+    pipe, ap, layout = env
+    drop(layout, "h", "queue 2")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0)
+    ap.set_status(cluster, 1, 5, now=10.0, hold_code=3, hold_reason="on_exit_hold was true")
+    pipe.tick(50.0)
+    assert not (layout.inbox / "h").exists()
+    pipe.tick(111.0)
+    rep = report(layout, "h")
+    assert rep["outcome"] == "partial"
+    held = [j for j in rep["jobs"] if j["state"] == "held"][0]
+    assert held["hold_reason"] == "on_exit_hold was true" and "policy" in held["hint"]
+    assert ap.clusters() == []
+
+
+def test_outage_is_retried_with_backoff_and_nothing_lost(env):
+    pipe, ap, layout = env
+    drop(layout, "o")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.down = True
+    ap.calls.clear()
+    for t in range(2, 12):
+        pipe.tick(float(t))
+    assert len(ap.calls) <= 4
+    ap.down = False
+    ap.set_status(cluster, 0, 4, exit_code=0)
+    for t in range(12, 30):
+        pipe.tick(float(t))
+    assert report(layout, "o")["outcome"] == "delivered"
+
+
+def test_crash_after_claim_before_save_is_adopted(env):
+    pipe, ap, layout = env
+    slot = layout.work_slot("20260101-000000-abcdef")
+    slot.mkdir()
+    (slot / "orphan").mkdir()
+    (slot / "orphan" / "orphan.sub").write_text("queue\n")
+    restore(pipe.state, layout, 1.0)
+    pipe.tick(1.0)
+    assert ap.clusters() != []
+
+
+def test_submitting_record_without_jobs_is_submitted_again(env):
+    pipe, ap, layout = env
+    drop(layout, "s")
+    pipe.intake(1.0)
+    rec = next(iter(pipe.state.bundles.values()))
+    ap.jobs.clear()
+    rec.stage, rec.cluster, rec.jobs = Stage.SUBMITTING, None, {}
+    pipe.tick(2.0)
+    assert len(ap.clusters()) == 1
+    assert rec.stage == Stage.RUNNING
