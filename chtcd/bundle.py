@@ -7,10 +7,11 @@ bindings' own parser executes ``include : COMMAND |`` lines while parsing.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Tuple
 
 SUBMIT_SUFFIXES = (".sub", ".submit")
 MAX_SUBMIT_BYTES = 1 << 20
@@ -54,26 +55,83 @@ def choose_submit_file(folder: Path) -> Path:
 
 
 _INCLUDE = re.compile(r"^\s*include\b(?P<rest>.*)$", re.IGNORECASE)
+_ENV = re.compile(r"\$ENV\s*\(", re.IGNORECASE)
+MAX_INCLUDE_DEPTH = 5
 
 
-def screen(text: str, name: str) -> None:
-    """Refuse what would make the bindings run a program or read outside the bundle while parsing."""
+def logical_lines(text: str) -> List[Tuple[int, str]]:
+    """Lines as HTCondor reads them: a trailing backslash joins the next line on."""
+    lines: List[Tuple[int, str]] = []
+    pending, start = "", 0
     for number, line in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = number
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1]
+            continue
+        lines.append((start, pending + line))
+        pending = ""
+    if pending:
+        lines.append((start, pending))
+    return lines
+
+
+def screen(text: str, name: str, folder: Optional[Path] = None, depth: int = 0) -> None:
+    """Refuse what would make the bindings run a program or read outside the bundle while parsing.
+
+    Included files are screened the same way, and must be inside ``folder``.
+    """
+    for number, line in logical_lines(text):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("|"):
+            raise Rejected(
+                f"{name} line {number} ends with |, which makes HTCondor run it as a program on this computer "
+                f"while the file is read ({stripped!r}); chtcd never does that: write the commands out instead"
+            )
+        if _ENV.search(line):
+            raise Rejected(
+                f"{name} line {number} uses $ENV(...), which reads this computer's environment into the job; "
+                "write the value into the submit file instead"
+            )
         match = _INCLUDE.match(line)
         if not match:
             continue
         rest = match.group("rest").strip()
-        if rest.lower().startswith("command") or rest.endswith("|"):
+        if rest.lower().startswith("command"):
             raise Rejected(
                 f"{name} line {number} runs a program on this computer while the file is read "
-                f"({line.strip()!r}); chtcd never does that: write the commands into the submit file"
+                f"({stripped!r}); chtcd never does that: write the commands into the submit file"
             )
         target = rest.split(":", 1)[-1].strip()
-        if target.startswith("/") or target.startswith("~") or ".." in Path(target).parts or "$" in target:
-            raise Rejected(
-                f"{name} line {number} includes {target!r}, which may be outside the bundle; "
-                "copy that file into the bundle and include it by a relative name"
-            )
+        outside = f"{name} line {number} includes {target!r}, which is outside the bundle; " \
+            "copy that file into the bundle and include it by a relative name"
+        if target.startswith(("/", "~")) or ".." in Path(target).parts or "$" in target:
+            raise Rejected(outside)
+        if folder is None:
+            continue
+        path = folder / target
+        real = os.path.realpath(path)
+        root = os.path.realpath(folder)
+        if not real.startswith(root + os.sep):
+            raise Rejected(outside)
+        if depth >= MAX_INCLUDE_DEPTH:
+            raise Rejected(f"{name} line {number}: includes nest more than {MAX_INCLUDE_DEPTH} deep")
+        if path.is_file():
+            screen(path.read_text(encoding="utf-8", errors="replace"), target, folder, depth + 1)
+
+
+def syntax_error(text: str, name: str) -> Optional[str]:
+    """The first line HTCondor's parser would choke on, said plainly; None when all look fine."""
+    statement = re.compile(r"^\s*([+A-Za-z_][\w.+-]*\s*[=:]|queue\b|include\b|if\b|elif\b|else\b|endif\b|error\b|warning\b)", re.IGNORECASE)
+    for number, line in logical_lines(text):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not statement.match(stripped):
+            return f"{name} line {number} is not a submit command ({stripped[:60]!r}); every line must read 'command = value'"
+    return None
 
 
 def read(folder: Path) -> Bundle:
@@ -84,5 +142,5 @@ def read(folder: Path) -> Bundle:
         text = submit_file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise Rejected(f"{submit_file.name} is not UTF-8 text") from None
-    screen(text, submit_file.name)
+    screen(text, submit_file.name, folder)
     return Bundle(folder=folder, submit_file=submit_file, text=text)

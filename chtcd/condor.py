@@ -84,6 +84,15 @@ class Submitted:
     handle: Any  # the bindings' SubmitResult, needed by spool() and nothing else
 
 
+@dataclass(frozen=True)
+class Description:
+    """A submit file as HTCondor reads it, as plain data for `checks`."""
+
+    commands: Dict[str, str]  # lowercased command (or my.attribute) -> raw value
+    queue_args: str
+    jobs: List[Dict[str, str]]  # one per queued item: lowercased command -> expanded value
+
+
 _cwd_lock = threading.Lock()
 
 
@@ -154,6 +163,40 @@ def _classify(exc: BaseException, doing: str) -> CondorError:
     return Unreachable(f"{doing}: {text}")
 
 
+ITEM_MACROS = ("Process", "ProcId", "Cluster", "ClusterId", "Step", "Row", "Node")
+
+
+def describe(text: str, folder: Path, commands: Sequence[str]) -> Description:
+    """Parse and expand a screened submit file for every queued item, as condor_submit would from ``folder``.
+
+    Never call this on unscreened text: the bindings' parser runs ``include ... |`` commands.
+    """
+    h = _bindings()
+    with _working_dir(folder):
+        try:
+            description = h.Submit(text)
+        except Exception as exc:
+            raise Refused(f"HTCondor could not parse the submit file: {exc}") from None
+        try:
+            items = list(description.itemdata() or [])
+        except Exception as exc:
+            raise Refused(f"the queue statement's items could not be read: {exc}") from None
+        queue_args = description.getQArgs()
+    raw = {_command_key(k, keep_my=True): v for k, v in description.items()}
+    wanted = [k for k in description.keys() if _command_key(k) in commands]
+    jobs = []
+    for index, item in enumerate(items or [{}]):
+        for key, value in item.items():
+            description[key] = value
+        for macro in ITEM_MACROS:
+            description[macro] = "0" if macro.startswith("Cluster") else str(index)
+        try:
+            jobs.append({_command_key(k): description.expand(k) for k in wanted})
+        except Exception as exc:
+            raise Refused(f"HTCondor could not expand the submit file: {exc}") from None
+    return Description(commands=raw, queue_args=queue_args, jobs=jobs)
+
+
 class AccessPoint:
     """A connection to one access point's schedd, found through the collector by name."""
 
@@ -162,6 +205,8 @@ class AccessPoint:
         self.name = name
         self._h = _bindings()
         self._h.param["SEC_TOKEN_DIRECTORY"] = str(token_dir)
+        # Reads may go unauthenticated otherwise: a refused token would then only show at submit.
+        self._h.param["SEC_CLIENT_AUTHENTICATION"] = "REQUIRED"
         self._schedd: Any = None
 
     def _collector(self) -> Any:
@@ -259,7 +304,12 @@ class AccessPoint:
         """Let retrieved jobs leave the queue now, not ten days from now; drop the rest."""
         h = self._h
         with self._call(f"releasing cluster {cluster}") as schedd:
-            schedd.edit(f"ClusterId == {cluster} && JobStatus == 4", "LeaveJobInQueue", "false")
+            try:
+                schedd.edit(f"ClusterId == {cluster} && JobStatus == 4", "LeaveJobInQueue", "false")
+            except Exception as exc:
+                if "Unable to edit jobs matching constraint" not in str(exc):
+                    raise
+                # nothing matched: newer clients' LeaveJobInQueue already let the retrieved jobs go
             schedd.act(h.JobAction.Remove, f"ClusterId == {cluster} && JobStatus != 4 && JobStatus != 3")
 
     def remove(self, constraint: str) -> None:
@@ -276,9 +326,10 @@ def stamps(bundle_id: str, client_id: str) -> Dict[str, str]:
     return {f"MY.{BUNDLE_ATTR}": f'"{bundle_id}"', f"MY.{CLIENT_ATTR}": f'"{client_id}"'}
 
 
-def _command_key(key: str) -> str:
+def _command_key(key: str, keep_my: bool = False) -> str:
+    """Commands are case-insensitive; ``+X`` and ``MY.X`` are the same attribute."""
     key = key.lower()
     for prefix in ("my.", "+"):
         if key.startswith(prefix):
-            key = key[len(prefix):]
+            return "my." + key[len(prefix):] if keep_my else key[len(prefix):]
     return key

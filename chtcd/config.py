@@ -63,21 +63,36 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    max_upload_mb: float = 100.0
+
+
+@dataclass(frozen=True)
 class Config:
     pool: PoolConfig
     paths: PathsConfig
     daemon: DaemonConfig
+    limits: LimitsConfig = LimitsConfig()
     submit: Mapping[str, str] = field(default_factory=dict)
     source: Optional[Path] = None
 
     def submit_defaults(self) -> Dict[str, str]:
-        """Commands every bundle gets unless its own submit file sets them."""
+        """Commands every bundle gets unless its own submit file sets them.
+
+        CHTC's guide writes ``FileSystemDomain`` as if it were a command; HTCondor
+        only sets the attribute from ``MY.FileSystemDomain``, so that is what is sent.
+        """
         defaults = {"Requirements": CHTC_REQUIREMENTS}
         if self.pool.access_point:
-            defaults["FileSystemDomain"] = self.pool.access_point
-        lowered = {k.lower() for k in self.submit}
+            defaults["MY.FileSystemDomain"] = _quoted(self.pool.access_point)
+        user = {}
+        for key, value in self.submit.items():
+            if key.lower().lstrip("+") in ("filesystemdomain", "my.filesystemdomain"):
+                key, value = "MY.FileSystemDomain", _quoted(value)
+            user[key] = value
+        lowered = {k.lower() for k in user}
         merged = {k: v for k, v in defaults.items() if k.lower() not in lowered}
-        merged.update(self.submit)
+        merged.update(user)
         return merged
 
     def require_access_point(self) -> str:
@@ -88,6 +103,10 @@ class Config:
                 'for example access_point = "ap2002.chtc.wisc.edu" (see config.example.toml)'
             )
         return self.pool.access_point
+
+
+def _quoted(value: str) -> str:
+    return value if value.startswith('"') else f'"{value}"'
 
 
 def default_config_path() -> Path:
@@ -107,6 +126,7 @@ _SCHEMA: Dict[str, Dict[str, type]] = {
     "pool": {"collector": str, "access_point": str, "token_dir": str, "credd_services": list},
     "paths": {"outbox": str, "inbox": str, "state_dir": str},
     "daemon": {"tick_seconds": float, "settle_seconds": float, "hold_grace_seconds": float},
+    "limits": {"max_upload_mb": float},
 }
 
 
@@ -216,4 +236,7 @@ def from_mapping(raw: Mapping[str, Any], source: Optional[Path]) -> Config:
     for key in ("tick_seconds", "settle_seconds", "hold_grace_seconds"):
         if getattr(daemon, key) < 0 or (key == "tick_seconds" and daemon.tick_seconds <= 0):
             raise ConfigError(f"[daemon] {key} in {where} must be positive")
-    return Config(pool=pool, paths=paths, daemon=daemon, submit=submit, source=source)
+    limits = LimitsConfig(**tables.get("limits", {}))
+    if limits.max_upload_mb <= 0:
+        raise ConfigError(f"[limits] max_upload_mb in {where} must be positive")
+    return Config(pool=pool, paths=paths, daemon=daemon, limits=limits, submit=submit, source=source)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import bundle as bundles
-from . import condor, lifecycle, report
+from . import checks, condor, lifecycle, report
 from .atomic import free_name, move_dir
 from .config import Config
 from .layout import Layout
@@ -86,8 +86,16 @@ class Pipeline:
             return
         try:
             found = bundles.read(folder)
+            checks.check_names(folder)
+            description = condor.describe(found.text, folder, checks.FILE_COMMANDS)
+            checks.check(
+                description, folder, found.text, found.submit_file.name, int(self.config.limits.max_upload_mb * 1e6)
+            )
         except bundles.Rejected as exc:
             self._reject(record, str(exc), now)
+            return
+        except condor.Refused as exc:
+            self._reject(record, bundles.syntax_error(found.text, found.submit_file.name) or str(exc), now)
             return
         record.submit_file = found.submit_file.name
         if not self._ensure_credentials():

@@ -60,7 +60,7 @@ def test_missing_access_point_says_what_to_set(tmp_path):
 def test_submit_defaults_yield_to_user_settings(tmp_path):
     path = write(tmp_path, '[pool]\naccess_point = "ap2002.chtc.wisc.edu"\n[submit]\nrequirements = "true"\n')
     defaults = config.load(path).submit_defaults()
-    assert defaults["FileSystemDomain"] == "ap2002.chtc.wisc.edu"
+    assert defaults["MY.FileSystemDomain"] == "\"ap2002.chtc.wisc.edu\""
     assert defaults["requirements"] == "true"
     assert "Requirements" not in defaults
 
