@@ -47,6 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         state = store.load()
     except StateError as exc:
         return _fail(str(exc))
+    if store.recovered_from:
+        log.get("chtcd").warning("the state file was damaged; recovered from " + store.recovered_from)
     restore(state, layout, time.time())
     access = condor.AccessPoint(config.pool.collector, access_point, config.pool.token_dir)
     pipeline = Pipeline(config, layout, store, state, access)

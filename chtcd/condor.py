@@ -37,6 +37,7 @@ PROJECTION = [
     "RemoteSysCpu",
     "MemoryUsage",
     "DiskUsage",
+    "StageOutFinish",
 ]
 """Only what chtcd uses: the tick's one query is kept small for the access point."""
 
@@ -75,6 +76,7 @@ class JobAd:
     cpu_seconds: Optional[float] = None
     memory_mb: Optional[int] = None
     disk_kb: Optional[int] = None
+    stage_out_at: Optional[float] = None  # set once outputs were retrieved
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _job_ad(ad: Any) -> JobAd:
         cpu_seconds=None if user is None and system is None else (user or 0.0) + (system or 0.0),
         memory_mb=_num(ad, "MemoryUsage"),
         disk_kb=_num(ad, "DiskUsage"),
+        stage_out_at=_num(ad, "StageOutFinish", float) or None,
     )
 
 

@@ -15,6 +15,10 @@ from .state import BundleRecord, JobRecord, Stage
 SPOOLING_HOLD_CODE = 16
 """Every spooled job starts held with this code until its inputs arrive: not a real hold."""
 
+EARLY_RETRIEVE_SECONDS = 7 * 86400.0
+"""HTCondor drops a completed remote job's outputs 10 days after it finishes, retrieved or not:
+a job done this long while its siblings still run is retrieved on its own."""
+
 RELEASE_RETRY_SECONDS = 300.0
 """A released job normally leaves the queue within about 20 s; after this, release again."""
 
@@ -76,6 +80,13 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class RetrieveEarly:
+    """Some jobs finished long ago while others run: fetch theirs before HTCondor drops them."""
+
+    retrieve: List[str]
+
+
+@dataclass(frozen=True)
 class Vanished:
     """The jobs left the queue before their outputs were retrieved."""
 
@@ -111,7 +122,7 @@ class Resubmit:
     remove_cluster: Optional[int]
 
 
-Action = Union[Wait, Finish, Vanished, Deliver, Release, Forget, Adopt, Resubmit]
+Action = Union[Wait, RetrieveEarly, Finish, Vanished, Deliver, Release, Forget, Adopt, Resubmit]
 
 VANISHED_REASON = (
     "the jobs left the access point's queue before chtcd retrieved their outputs "
@@ -140,19 +151,21 @@ def next_step(record: BundleRecord, now: float, hold_grace: float) -> Action:
 
 
 def _running(jobs: List[JobRecord], record: BundleRecord, now: float, hold_grace: float) -> Action:
-    if not jobs or all(j.gone for j in jobs):
+    if not jobs or (all(j.gone for j in jobs) and not all(j.retrieved for j in jobs)):
         return Vanished(VANISHED_REASON)
     phases = [(j, phase(j)) for j in jobs]
+    fetch = sorted(j.proc for j, p in phases if p == Phase.DONE and not j.gone and not j.retrieved)
     if any(p in (Phase.SPOOLING, Phase.IDLE, Phase.RUNNING) for _, p in phases):
-        return Wait()
+        old = [proc for proc in fetch if now - (record.jobs[str(proc)].completed_at or now) > EARLY_RETRIEVE_SECONDS]
+        return RetrieveEarly([f"{record.cluster}.{proc}" for proc in old]) if old else Wait()
     held = [j for j, p in phases if p == Phase.HELD]
     if any(now - (j.entered_status_at or now) < hold_grace for j in held):
         return Wait()
-    done = sorted(j.proc for j, p in phases if p == Phase.DONE)
-    retrieve = [f"{record.cluster}.{proc}" for proc in done]
-    if len(done) == len(jobs):
+    retrieve = [f"{record.cluster}.{proc}" for proc in fetch]
+    done = sum(1 for _, p in phases if p == Phase.DONE)
+    if done == len(jobs):
         return Finish(retrieve, "delivered")
-    removed = len(jobs) - len(done) - len(held)
+    removed = len(jobs) - done - len(held)
     parts = []
     if held:
         parts.append(f"{len(held)} job(s) stayed on hold past the grace period and were removed")

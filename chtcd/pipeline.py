@@ -11,14 +11,17 @@ step; the comment ``commit point`` marks the step that makes each one durable.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from . import bundle as bundles
 from . import checks, condor, lifecycle, report
 from .atomic import free_name, move_dir
+from .crashpoints import crash_point
 from .config import Config
 from .layout import Layout
 from .lifecycle import Phase
@@ -47,6 +50,7 @@ class Pipeline:
         self._skip_ticks = 0
         self._failures = 0
         self._calls_allowed = True
+        self._warned_strays: set = set()
         self._need_credentials = True
 
     # ---- intake: outbox -> claim -> check -> submit and spool -------------------------
@@ -69,7 +73,8 @@ class Pipeline:
     def _claim(self, name: str, now: float) -> None:
         bundle_id = new_bundle_id(now)
         try:
-            claim(self.layout.outbox, name, self.layout.work_slot(bundle_id))  # commit point: claimed
+            with self._step("claim"):
+                claim(self.layout.outbox, name, self.layout.work_slot(bundle_id))  # commit point: claimed
         except OSError as exc:
             log.warning("could not claim bundle", bundle=name, error=str(exc))
             return
@@ -82,7 +87,7 @@ class Pipeline:
     def _submit(self, record: BundleRecord, now: float) -> None:
         folder = self._folder(record)
         if not folder.is_dir():
-            self._lost(record, "its folder was removed from the work area before it was submitted")
+            self._lost(record, "its folder was removed from the work area before it was submitted", now)
             return
         try:
             found = bundles.read(folder)
@@ -103,9 +108,10 @@ class Pipeline:
         record.stage = Stage.SUBMITTING
         self._save()  # commit point: from here the submit's outcome is unknown until reconciled
         try:
-            submitted = self.ap.submit(
-                found.text, folder, self.config.submit_defaults(), condor.stamps(record.id, self.state.client_id)
-            )
+            with self._step("submit"):
+                submitted = self.ap.submit(
+                    found.text, folder, self.config.submit_defaults(), condor.stamps(record.id, self.state.client_id)
+                )
         except condor.Refused as exc:
             self._reject(record, str(exc), now)
             return
@@ -119,7 +125,8 @@ class Pipeline:
         record.stage = Stage.SUBMITTED
         self._save()  # commit point: the cluster is ours
         try:
-            self.ap.spool(submitted, folder)
+            with self._step("spool"):
+                self.ap.spool(submitted, folder)
         except condor.Refused as exc:
             self._refused_spool(record, str(exc), now)
             return
@@ -133,10 +140,7 @@ class Pipeline:
         log.info("submitted bundle", bundle=record.name, id=record.id, cluster=record.cluster, jobs=record.job_count)
 
     def _refused_spool(self, record: BundleRecord, reason: str, now: float) -> None:
-        try:
-            self.ap.remove(f"ClusterId == {record.cluster}")
-        except condor.CondorError:
-            pass  # reconciled on a later tick by bundle id
+        self._remove(f"ClusterId == {record.cluster}")
         self._reject(record, reason, now)
 
     def _reject(self, record: BundleRecord, reason: str, now: float) -> None:
@@ -155,7 +159,8 @@ class Pipeline:
         queried = False
         if tracked and self._may_call_schedd():
             try:
-                ads = self.ap.query_client(self.state.client_id)
+                with self._step("query"):
+                    ads = self.ap.query_client(self.state.client_id)
             except condor.Unreachable as exc:
                 self._unreachable(exc)
             else:
@@ -178,6 +183,7 @@ class Pipeline:
         for ad in ads:
             if ad.bundle_id:
                 by_bundle.setdefault(ad.bundle_id, []).append(ad)
+        self._strays([ad for bid, group in by_bundle.items() if bid not in self.state.bundles for ad in group])
         for record in tracked:
             mine = by_bundle.get(record.id, [])
             if record.cluster is None and mine:
@@ -204,6 +210,7 @@ class Pipeline:
                     cpu_seconds=ad.cpu_seconds,
                     memory_mb=ad.memory_mb,
                     disk_kb=ad.disk_kb,
+                    retrieved=old.retrieved if old is not None else False,
                 )
                 record.jobs[key] = job
                 if lifecycle.phase(job) == Phase.HELD and not was_held and record.stage == Stage.RUNNING:
@@ -221,26 +228,49 @@ class Pipeline:
             if all(lifecycle.phase(j).finished or lifecycle.phase(j) == Phase.HELD for j in record.jobs.values()):
                 record.finished_at = record.finished_at or now
 
+    def _strays(self, ads: List[condor.JobAd]) -> None:
+        """Jobs of ours no record knows (the state was lost): let retrieved or never-spooled ones go."""
+        clusters: Dict[int, List[condor.JobAd]] = {}
+        for ad in ads:
+            clusters.setdefault(ad.cluster, []).append(ad)
+        for cluster, group in clusters.items():
+            if all(ad.status == 4 and ad.stage_out_at for ad in group):
+                try:
+                    self.ap.release(cluster)
+                except condor.Unreachable as exc:
+                    self._unreachable(exc)
+            elif all(ad.status == 5 and ad.hold_code == lifecycle.SPOOLING_HOLD_CODE for ad in group):
+                self._remove(f"ClusterId == {cluster}")
+            elif cluster not in self._warned_strays:
+                self._warned_strays.add(cluster)
+                log.warning(
+                    "the access point holds jobs from this chtcd that no bundle record knows (state lost?); "
+                    "they are left alone",
+                    cluster=cluster,
+                    bundle_id=group[0].bundle_id,
+                )
+
     def _act(self, record: BundleRecord, action: lifecycle.Action, now: float) -> None:
         if isinstance(action, lifecycle.Wait):
             return
-        if isinstance(action, lifecycle.Finish):
-            if action.retrieve and self._may_call_schedd():
-                try:
-                    self.ap.retrieve(action.retrieve)
-                except condor.Unreachable as exc:
-                    self._unreachable(exc)
-                    return
-            elif action.retrieve:
+        if isinstance(action, (lifecycle.RetrieveEarly, lifecycle.Finish)) and not self._folder(record).is_dir():
+            self._lost(record, "its folder was removed from the work area while its jobs ran", now)
+            return
+        if isinstance(action, lifecycle.RetrieveEarly):
+            if self._retrieve(action.retrieve):
+                for job_key in action.retrieve:
+                    record.jobs[job_key.split(".")[1]].retrieved = True
+                log.info("retrieved finished jobs early, before HTCondor's 10-day limit", bundle=record.name, jobs=len(action.retrieve))
+        elif isinstance(action, lifecycle.Finish):
+            if action.retrieve and not self._retrieve(action.retrieve):
                 return
             record.outcome, record.reason = action.outcome, action.reason
             record.stage = Stage.READY
             self._save()  # commit point: outputs are in the work folder
             self._deliver(record, now)
         elif isinstance(action, lifecycle.Vanished):
-            record.outcome, record.reason = "vanished", action.reason
-            record.stage = Stage.READY
-            log.error("jobs vanished before retrieval", bundle=record.name, cluster=record.cluster)
+            if not self._vanished(record, action, now):
+                return
             self._deliver(record, now)
         elif isinstance(action, lifecycle.Deliver):
             self._deliver(record, now)
@@ -253,34 +283,97 @@ class Pipeline:
             record.spooled_at = record.spooled_at or now
             log.info("adopted cluster after restart", bundle=record.name, cluster=action.cluster)
         elif isinstance(action, lifecycle.Resubmit):
-            if action.remove_cluster is not None:
-                try:
-                    self.ap.remove(f"ClusterId == {action.remove_cluster}")
-                except condor.Unreachable as exc:
-                    self._unreachable(exc)
-                    return
-            log.info("submitting again: the earlier attempt never got its inputs", bundle=record.name)
-            record.cluster, record.jobs, record.stage = None, {}, Stage.CLAIMED
-            self._submit(record, now)
+            self._resubmit(record, action, now)
+
+    def _retrieve(self, job_ids: List[str]) -> bool:
+        if not self._may_call_schedd():
+            return False
+        try:
+            with self._step("retrieve"):
+                self.ap.retrieve(job_ids)
+        except condor.Unreachable as exc:
+            self._unreachable(exc)
+            return False
+        return True
+
+    def _vanished(self, record: BundleRecord, action: lifecycle.Vanished, now: float) -> bool:
+        """Before reporting jobs lost, ask the history: a crash after a retrieve looks the same."""
+        history = self._history(record)
+        if history is None:
+            return False
+        retrieved = [ad for ad in history if ad.status == 4 and ad.stage_out_at]
+        if retrieved and len(retrieved) >= len([j for j in record.jobs.values() if lifecycle.phase(j) == Phase.DONE]):
+            record.outcome, record.reason = "delivered", None
+            log.info("outputs were retrieved before a restart; delivering", bundle=record.name)
+        else:
+            record.outcome, record.reason = "vanished", action.reason
+            log.error("jobs vanished before retrieval", bundle=record.name, cluster=record.cluster)
+        record.stage = Stage.READY
+        return True
+
+    def _history(self, record: BundleRecord) -> Optional[List[condor.JobAd]]:
+        if not self._may_call_schedd():
+            return None
+        try:
+            return self.ap.history(f'{condor.BUNDLE_ATTR} == "{record.id}"')
+        except condor.Unreachable as exc:
+            self._unreachable(exc)
+            return None
+
+    def _resubmit(self, record: BundleRecord, action: lifecycle.Resubmit, now: float) -> None:
+        if action.remove_cluster is None:
+            history = self._history(record)
+            if history is None:
+                return
+            if any(ad.status == 4 or (ad.starts or 0) > 0 for ad in history):
+                record.outcome, record.reason = "vanished", lifecycle.VANISHED_REASON
+                record.stage = Stage.READY
+                log.error("a submission from before a crash ran and left the queue", bundle=record.name)
+                self._deliver(record, now)
+                return
+        elif not self._remove(f"ClusterId == {action.remove_cluster}"):
+            return
+        log.info("submitting again: the earlier attempt never got its inputs", bundle=record.name)
+        record.cluster, record.jobs, record.stage = None, {}, Stage.CLAIMED
+        self._submit(record, now)
+
+    def _remove(self, constraint: str) -> bool:
+        try:
+            with self._step("remove"):
+                self.ap.remove(constraint)
+        except condor.Unreachable as exc:
+            self._unreachable(exc)
+            return False
+        return True
 
     # ---- deliver and release -------------------------------------------------------
 
     def _deliver(self, record: BundleRecord, now: float) -> None:
         folder = self._folder(record)
         if not folder.is_dir():
-            self._lost(record, "its folder was removed from the work area before delivery")
+            found = self._find_delivered(record)
+            if found is None:
+                self._lost(record, "its folder was removed from the work area before delivery", now)
+                return
+            self._delivered(record, found, now)
             return
-        report.write(folder, report.build(record, self.ap.name, now))
+        with self._step("report"):
+            report.write(folder, report.build(record, self.ap.name, now))
         target = free_name(self.layout.inbox, record.name)
         try:
-            move_dir(folder, target)  # commit point: delivered
+            with self._step("deliver"):
+                move_dir(folder, target)  # commit point: delivered
         except OSError as exc:
             record.last_error = f"could not move {record.name} into {self.layout.inbox}: {exc}"
             log.error("delivery failed; will retry next tick", bundle=record.name, error=str(exc))
             return
+        self._delivered(record, target, now)
+
+    def _delivered(self, record: BundleRecord, target: Path, now: float) -> None:
         shutil.rmtree(self.layout.work_slot(record.id), ignore_errors=True)
         record.delivered_at = now
         record.inbox_path = str(target)
+        record.last_error = None
         record.stage = Stage.DELIVERED if record.cluster is not None else Stage.DONE
         self._save()
         tally = lifecycle.counts(record.jobs.values())
@@ -294,25 +387,47 @@ class Pipeline:
         )
         self._release(record, now)
 
+    def _find_delivered(self, record: BundleRecord) -> Optional[Path]:
+        """After a crash between the delivery rename and the state save: find our folder by its report."""
+        n = 1
+        while True:
+            candidate = self.layout.inbox / (record.name if n == 1 else f"{record.name}-{n}")
+            if not candidate.exists():
+                return None
+            try:
+                if json.loads((candidate / report.REPORT_NAME).read_text()).get("bundle_id") == record.id:
+                    return candidate
+            except (OSError, ValueError):
+                pass
+            n += 1
+
     def _release(self, record: BundleRecord, now: float) -> None:
         if record.cluster is None or not self._may_call_schedd():
             return
         try:
-            self.ap.release(record.cluster)
+            with self._step("release"):
+                self.ap.release(record.cluster)
         except condor.Unreachable as exc:
             self._unreachable(exc)
             return
         record.stage = Stage.RELEASED
         record.released_at = now
 
-    def _lost(self, record: BundleRecord, why: str) -> None:
+    def _lost(self, record: BundleRecord, why: str, now: float) -> None:
+        """The user removed the folder from the work area: the inbox still gets a report saying so."""
         log.error("bundle folder missing", bundle=record.name, id=record.id, why=why)
-        record.outcome, record.reason, record.stage = "lost", why, Stage.DONE
+        record.outcome, record.reason = "lost", why
         if record.cluster is not None:
-            try:
-                self.ap.remove(f"ClusterId == {record.cluster}")
-            except condor.CondorError:
-                pass
+            self._remove(f"ClusterId == {record.cluster}")
+        target = free_name(self.layout.inbox, record.name)
+        staging = self.layout.work_slot(record.id)
+        staging.mkdir(parents=True, exist_ok=True)
+        holder = staging / record.name
+        holder.mkdir(exist_ok=True)
+        report.write(holder, report.build(record, self.ap.name, now))
+        move_dir(holder, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        record.inbox_path, record.delivered_at, record.stage = str(target), now, Stage.DONE
 
     # ---- bookkeeping ---------------------------------------------------------------
 
@@ -321,7 +436,15 @@ class Pipeline:
             del self.state.bundles[key]
 
     def _save(self) -> None:
-        self.store.save(self.state)
+        with self._step("save"):
+            self.store.save(self.state)
+
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        """Crash points around every durable step and schedd call, for the fault-injection tests."""
+        crash_point(f"before-{name}")
+        yield
+        crash_point(f"after-{name}")
 
     def _ensure_credentials(self) -> bool:
         if not self._need_credentials:

@@ -1,13 +1,13 @@
 """Start-up: make the state store agree with what a crash left on disk.
 
 A claim is committed by its rename into the work area, before the state is
-saved; a folder found there without a record is adopted as claimed. Records
-are otherwise trusted and reconciled with the schedd on the first tick.
+saved; a folder found there without a record is adopted. Records are
+otherwise trusted and reconciled with the schedd on the first tick.
 """
 
 from __future__ import annotations
 
-import os
+import shutil
 from typing import List
 
 from .layout import Layout
@@ -18,16 +18,29 @@ log = get_logger("chtcd.restore")
 
 
 def restore(state: State, layout: Layout, now: float) -> List[str]:
+    """Adopt unrecorded work folders; clear work slots of bundles already delivered.
+
+    An unrecorded folder may have been claimed only, or submitted too if the
+    state was lost: it is adopted as `submitting`, whose outcome the first
+    tick settles by asking the schedd for its bundle id.
+    """
     adopted = []
     for slot in sorted(layout.work.iterdir()) if layout.work.is_dir() else []:
-        if slot.name.startswith(".") or slot.name in state.bundles:
+        if slot.name.startswith(".") or not slot.is_dir():
             continue
-        children = [c for c in slot.iterdir() if not c.name.startswith(".")] if slot.is_dir() else []
+        record = state.bundles.get(slot.name)
+        if record is not None:
+            if record.stage in (Stage.DELIVERED, Stage.RELEASED, Stage.DONE):
+                shutil.rmtree(slot, ignore_errors=True)
+            continue
+        children = [c for c in slot.iterdir() if not c.name.startswith(".")]
         if len(children) != 1:
-            if not children and slot.is_dir():
-                os.rmdir(slot)
+            if not children:
+                shutil.rmtree(slot, ignore_errors=True)
             continue
-        state.bundles[slot.name] = BundleRecord(id=slot.name, name=children[0].name, stage=Stage.CLAIMED, claimed_at=now)
+        state.bundles[slot.name] = BundleRecord(
+            id=slot.name, name=children[0].name, stage=Stage.SUBMITTING, claimed_at=now
+        )
         adopted.append(children[0].name)
-        log.info("adopted a bundle claimed just before a crash", bundle=children[0].name, id=slot.name)
+        log.info("adopted a bundle found in the work area", bundle=children[0].name, id=slot.name)
     return adopted

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -54,6 +55,7 @@ class JobRecord:
     memory_mb: Optional[int] = None
     disk_kb: Optional[int] = None
     gone: bool = False  # no longer in the schedd's queue
+    retrieved: bool = False  # outputs already fetched (early, ahead of the 10-day limit)
 
 
 @dataclass
@@ -135,12 +137,19 @@ def new_client_id() -> str:
 
 
 class Store:
-    """Loads and saves the state file; saves only when the content changed."""
+    """Loads and saves the state file; saves only when the content changed.
+
+    The client id also lives in its own small file, so that even if both
+    generations of the state are lost, the jobs this store submitted can
+    still be found on the schedd.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self.previous = path.with_name(path.name + ".prev")
+        self.client_id_path = path.with_name("client-id")
         self._last_saved: Optional[bytes] = None
+        self.recovered_from: Optional[str] = None
 
     def load(self) -> State:
         for candidate in (self.path, self.previous):
@@ -151,19 +160,39 @@ class Store:
             try:
                 state = State.from_json(json.loads(raw))
             except (ValueError, KeyError, TypeError, StateError):
+                self.recovered_from = "previous generation"
                 continue
             self._last_saved = raw if candidate == self.path else None
+            if candidate != self.path:
+                self.recovered_from = "previous generation"
+            else:
+                self.recovered_from = None
             return state
         if self.path.exists() or self.previous.exists():
-            raise StateError(
-                f"{self.path} and its previous generation are unreadable; move them aside to start afresh"
-            )
-        return State(client_id=new_client_id())
+            stamp = str(int(time.time()))
+            for broken in (self.path, self.previous):
+                if broken.exists():
+                    os.replace(broken, broken.with_name(f"{broken.name}.corrupt-{stamp}"))
+            self.recovered_from = "nothing: both generations were unreadable and were kept aside"
+        return State(client_id=self._client_id())
+
+    def _client_id(self) -> str:
+        try:
+            existing = self.client_id_path.read_text().strip()
+        except FileNotFoundError:
+            existing = ""
+        if existing:
+            return existing
+        client_id = new_client_id()
+        atomic.write_bytes(self.client_id_path, (client_id + "\n").encode())
+        return client_id
 
     def save(self, state: State) -> bool:
         data = (json.dumps(state.to_json(), separators=(",", ":"), sort_keys=True) + "\n").encode()
         if data == self._last_saved:
             return False
+        if not self.client_id_path.exists():
+            atomic.write_bytes(self.client_id_path, (state.client_id + "\n").encode())
         if self.path.exists():
             os.replace(self.path, self.previous)
         atomic.write_bytes(self.path, data)

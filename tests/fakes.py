@@ -26,6 +26,7 @@ class FakeAccessPoint:
     calls: List[str] = field(default_factory=list)
     down: bool = False
     has_credd: bool = True
+    past: List[condor.JobAd] = field(default_factory=list)
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -70,14 +71,21 @@ class FakeAccessPoint:
 
     def release(self, cluster: int) -> None:
         self._call("release")
-        for key in [k for k, j in self.jobs.items() if k[0] == cluster]:
-            del self.jobs[key]
+        self._leave(cluster)
 
     def remove(self, constraint: str) -> None:
         self._call("remove")
-        cluster = int(re.search(r"ClusterId == (\d+)", constraint).group(1))
+        self._leave(int(re.search(r"ClusterId == (\d+)", constraint).group(1)), removed=True)
+
+    def _leave(self, cluster: int, removed: bool = False) -> None:
         for key in [k for k in self.jobs if k[0] == cluster]:
-            del self.jobs[key]
+            ad = self.jobs.pop(key).ad
+            self.past.append(replace(ad, status=3) if removed and ad.status != 4 else ad)
+
+    def history(self, constraint: str) -> List[condor.JobAd]:
+        self._call("history")
+        bundle_id = re.search(r'"([^"]+)"', constraint).group(1)
+        return [ad for ad in self.past if ad.bundle_id == bundle_id]
 
     # what the pool would do on its own
     def set_status(self, cluster: int, proc: int, status: int, now: float = 0.0, **fields) -> None:

@@ -155,3 +155,62 @@ def test_submitting_record_without_jobs_is_submitted_again(env):
     pipe.tick(2.0)
     assert len(ap.clusters()) == 1
     assert rec.stage == Stage.RUNNING
+
+
+def test_finished_jobs_are_fetched_early_before_the_ten_day_limit(env):
+    pipe, ap, layout = env
+    drop(layout, "long", "queue 2")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0, completed_at=2.0)
+    ap.set_status(cluster, 1, 2)
+    pipe.tick(3.0)
+    assert "retrieve" not in ap.calls
+    pipe.tick(8 * 86400.0)
+    assert ap.calls.count("retrieve") == 1
+    work = layout.work_bundle(next(iter(pipe.state.bundles)), "long")
+    assert (work / "out.0").exists() and not (work / "out.1").exists()
+    ap.set_status(cluster, 1, 4, exit_code=0)
+    pipe.tick(8 * 86400.0 + 1)
+    assert ap.calls.count("retrieve") == 2
+    assert report(layout, "long")["outcome"] == "delivered"
+
+
+def test_crash_between_delivery_and_save_is_not_reported_lost(env):
+    pipe, ap, layout = env
+    drop(layout, "d")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0)
+    rec = next(iter(pipe.state.bundles.values()))
+    pipe.tick(2.0)
+    # as if the state save after the rename never happened
+    rec.stage, rec.delivered_at, rec.inbox_path = Stage.READY, None, None
+    pipe.tick(3.0)
+    assert rec.outcome == "delivered" and rec.inbox_path.endswith("/d")
+    assert not (layout.inbox / "d-2").exists()
+
+
+def test_folder_deleted_from_work_area_still_gets_a_report(env):
+    pipe, ap, layout = env
+    drop(layout, "gone")
+    pipe.tick(1.0)
+    rec = next(iter(pipe.state.bundles.values()))
+    import shutil
+
+    shutil.rmtree(layout.work_bundle(rec.id, "gone"))
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0)
+    pipe.tick(2.0)
+    assert report(layout, "gone")["outcome"] == "lost"
+    assert ap.clusters() == []
+
+
+def test_jobs_gone_after_a_retrieve_before_a_crash_are_delivered_not_vanished(env):
+    pipe, ap, layout = env
+    drop(layout, "r")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0, stage_out_at=5.0)
+    pipe.tick(2.0)
+    assert report(layout, "r")["outcome"] == "delivered"
