@@ -1,13 +1,15 @@
 """A switch for fault-injection tests: die with SIGKILL at a named step.
 
 ``CHTCD_CRASH_AT=after-submit`` makes the daemon kill itself right after its
-first submit call returns, as a power cut would. Unset, this costs one dict lookup.
+first submit call returns, as a power cut would; ``after-submit:3`` on the
+third. Unset, this costs one environment lookup.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
 
 POINTS = tuple(
     f"{when}-{step}"
@@ -15,7 +17,16 @@ POINTS = tuple(
     for when in ("before", "after")
 )
 
+_seen: Counter = Counter()
+
 
 def crash_point(name: str) -> None:
-    if os.environ.get("CHTCD_CRASH_AT") == name:
+    wanted = os.environ.get("CHTCD_CRASH_AT")
+    if not wanted:
+        return
+    point, _, nth = wanted.partition(":")
+    if point != name:
+        return
+    _seen[name] += 1
+    if _seen[name] == int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -131,12 +131,22 @@ VANISHED_REASON = (
 )
 
 
-def next_step(record: BundleRecord, now: float, hold_grace: float) -> Action:
+SPOOL_STUCK_SECONDS = 60.0
+"""Jobs leave the spooling hold as soon as spool() returns; still held this long after means the
+schedd lost the upload (seen when it restarted mid-spool): they never ran, so submit again."""
+
+
+def next_step(record: BundleRecord, now: float, hold_grace: float, spool_stuck: float = SPOOL_STUCK_SECONDS) -> Action:
     stage = record.stage
     jobs = list(record.jobs.values())
     if stage in (Stage.SUBMITTING, Stage.SUBMITTED):
         return _reconcile(record)
     if stage == Stage.RUNNING:
+        present = [j for j in jobs if not j.gone]
+        if present and all(phase(j) == Phase.SPOOLING for j in present):
+            if record.spooled_at is not None and now - record.spooled_at > spool_stuck:
+                return Resubmit(remove_cluster=record.cluster)
+            return Wait()
         return _running(jobs, record, now, hold_grace)
     if stage == Stage.READY:
         return Deliver()

@@ -58,3 +58,10 @@ def test_reconcile_after_crash():
     assert next_step(record(Stage.SUBMITTING, [], cluster=None), 0, GRACE) == Resubmit(None)
     assert next_step(record(Stage.SUBMITTED, [job(0, 5, hold_code=16)]), 0, GRACE) == Resubmit(7)
     assert next_step(record(Stage.SUBMITTED, [job(0, 1)]), 0, GRACE) == Adopt(7)
+
+
+def test_spool_that_the_schedd_lost_is_submitted_again():
+    r = record(jobs=[job(0, 5, hold_code=16)])
+    r.spooled_at = 0.0
+    assert next_step(r, 30.0, GRACE) == Wait()
+    assert next_step(r, 61.0, GRACE) == Resubmit(7)
