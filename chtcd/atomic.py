@@ -62,7 +62,7 @@ def move_dir(src: Path, dst: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        partial = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
+        partial = dst.with_name(f".{dst.name}.chtcd-partial")
         if partial.exists():
             shutil.rmtree(partial)
         shutil.copytree(src, partial, symlinks=True)

@@ -214,3 +214,33 @@ def test_jobs_gone_after_a_retrieve_before_a_crash_are_delivered_not_vanished(en
     ap.set_status(cluster, 0, 4, exit_code=0, stage_out_at=5.0)
     pipe.tick(2.0)
     assert report(layout, "r")["outcome"] == "delivered"
+
+
+def test_inbox_not_writable_is_retried_and_delivered_once(env, monkeypatch):
+    import errno
+
+    from chtcd import pipeline as pipeline_module
+
+    pipe, ap, layout = env
+    drop(layout, "w")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0)
+    real_move = pipeline_module.move_dir
+    failures = []
+
+    def refusing_move(src, dst):
+        if not failures:
+            failures.append(dst)
+            raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+        real_move(src, dst)
+
+    monkeypatch.setattr(pipeline_module, "move_dir", refusing_move)
+    pipe.tick(2.0)
+    assert not (layout.inbox / "w").exists()
+    rec = next(iter(pipe.state.bundles.values()))
+    assert "Permission denied" in rec.last_error
+    pipe.tick(3.0)
+    assert report(layout, "w")["outcome"] == "delivered"
+    assert sorted(p.name for p in layout.inbox.iterdir()) == ["w"]
+    assert ap.calls.count("retrieve") == 1
