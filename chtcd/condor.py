@@ -319,6 +319,47 @@ class AccessPoint:
         with self._call("removing jobs") as schedd:
             schedd.act(self._h.JobAction.Remove, constraint)
 
+    # ---- one small call each, for `chtcd doctor` ----
+
+    def wait_at_most(self, seconds: float) -> None:
+        """Bound a collector query (HTCondor's QUERY_TIMEOUT, 60 s by default); for `doctor` only."""
+        self._h.param["QUERY_TIMEOUT"] = str(max(1, int(seconds)))
+
+    def reach_collector(self) -> None:
+        try:
+            self._collector().query(self._h.AdType.Collector, projection=["Name"])
+        except Exception as exc:
+            raise _classify(exc, f"asking the collector {self.collector_host}") from None
+
+    def locate(self) -> bool:
+        """Whether the collector lists a schedd by this name (it answers nothing, not an error, when not)."""
+        try:
+            ad = self._collector().locate(self._h.DaemonType.Schedd, self.name)
+        except Exception as exc:
+            raise _classify(exc, f"finding access point {self.name} through {self.collector_host}") from None
+        return ad is not None
+
+    def schedd_names(self) -> List[str]:
+        """Every schedd the collector lists: the names a misspelt access point could have meant."""
+        try:
+            ads = self._collector().query(self._h.AdType.Schedd, projection=["Name"])
+        except Exception as exc:
+            raise _classify(exc, f"listing the schedds known to {self.collector_host}") from None
+        return sorted({str(ad["Name"]) for ad in ads if "Name" in ad})
+
+    def ping(self) -> None:
+        """Locate the schedd and make one authenticated query with the smallest answer: the token works."""
+        with self._call(f"asking {self.name} for nothing") as schedd:
+            schedd.query("false", projection=["ClusterId"], limit=1)
+
+    def find_credd(self) -> bool:
+        try:
+            ads = self._collector().query(self._h.AdType.Credd, constraint=f'Name == "{self.name}"', projection=["Name"])
+        except Exception as exc:
+            raise _classify(exc, "looking for the access point's credd") from None
+        return bool(ads)
+
+
 
 def job_id(cluster: int, proc: int) -> str:
     return f"{cluster}.{proc}"

@@ -44,6 +44,7 @@ class ConfigError(Exception):
 class PoolConfig:
     collector: str = "cm.chtc.wisc.edu"
     access_point: Optional[str] = None
+    netid: Optional[str] = None
     token_dir: Path = Path("~/.condor/tokens.d").expanduser()
     credd_services: Tuple[str, ...] = ("rdrive", "scitokens")
 
@@ -68,11 +69,18 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    desktop: bool = True
+    on_delivery: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     pool: PoolConfig
     paths: PathsConfig
     daemon: DaemonConfig
     limits: LimitsConfig = LimitsConfig()
+    notify: NotifyConfig = NotifyConfig()
     submit: Mapping[str, str] = field(default_factory=dict)
     source: Optional[Path] = None
 
@@ -123,10 +131,11 @@ def default_paths() -> PathsConfig:
 
 
 _SCHEMA: Dict[str, Dict[str, type]] = {
-    "pool": {"collector": str, "access_point": str, "token_dir": str, "credd_services": list},
+    "pool": {"collector": str, "access_point": str, "netid": str, "token_dir": str, "credd_services": list},
     "paths": {"outbox": str, "inbox": str, "state_dir": str},
     "daemon": {"tick_seconds": float, "settle_seconds": float, "hold_grace_seconds": float},
     "limits": {"max_upload_mb": float},
+    "notify": {"desktop": bool, "on_delivery": str},
 }
 
 
@@ -159,6 +168,10 @@ def load(cli_path: Optional[str] = None) -> Config:
 def _typed(value: Any, want: type, key: str, where: str) -> Any:
     if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if want is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} in {where} must be true or false, got {value!r}")
     if want is list:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
@@ -239,4 +252,5 @@ def from_mapping(raw: Mapping[str, Any], source: Optional[Path]) -> Config:
     limits = LimitsConfig(**tables.get("limits", {}))
     if limits.max_upload_mb <= 0:
         raise ConfigError(f"[limits] max_upload_mb in {where} must be positive")
-    return Config(pool=pool, paths=paths, daemon=daemon, limits=limits, submit=submit, source=source)
+    notify = NotifyConfig(**tables.get("notify", {}))
+    return Config(pool=pool, paths=paths, daemon=daemon, limits=limits, notify=notify, submit=submit, source=source)

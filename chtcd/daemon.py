@@ -13,13 +13,14 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from watchdog.events import DirMovedEvent, FileSystemEvent, FileSystemEventHandler
+from watchdog.events import DirCreatedEvent, DirMovedEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from . import heartbeat
 from .log import get as get_logger
 from .pipeline import Pipeline
 
@@ -63,14 +64,33 @@ class _OutboxEvents(FileSystemEventHandler):
                 self.daemon.pipeline.outbox.note_moved_in(dest.name)
                 self.daemon.schedule_intake(0.0)
                 return
+        if isinstance(event, DirCreatedEvent) and Path(os.fsdecode(event.src_path)).parent == outbox:
+            # A folder moved in from outside the outbox arrives as "created": look at once. `Outbox.ready`
+            # takes it now if its contents are older than the settle window, else waits the window.
+            self.daemon.schedule_intake(0.0)
+            return
         if event.event_type in ("opened", "closed", "closed_no_write"):
             return
         self.daemon.schedule_intake(self.daemon.pipeline.config.daemon.settle_seconds)
 
 
+class _RequestEvents(FileSystemEventHandler):
+    """A file the CLI put in (or took out of) state_dir/requests: take it up now, not at the next tick."""
+
+    def __init__(self, daemon: "Daemon"):
+        self.daemon = daemon
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed", "closed_no_write"):
+            return
+        self.daemon.schedule_intake(0.0)
+
+
 class Daemon:
-    def __init__(self, pipeline: Pipeline):
+    def __init__(self, pipeline: Pipeline, after_step: Optional[Callable[[], Any]] = None):
         self.pipeline = pipeline
+        self.after_step = after_step
+        self.started = time.time()
         self.stop = threading.Event()
         cfg = pipeline.config.daemon
         self.scheduler = BackgroundScheduler(
@@ -101,7 +121,18 @@ class Daemon:
         self._guard(self.pipeline.intake)
 
     def _tick(self) -> None:
+        now = time.time()
+        self._beat(now, now + self.pipeline.config.daemon.tick_seconds)
         self._guard(self.pipeline.tick)
+
+    def _beat(self, last_tick: Optional[float], next_tick: Optional[float]) -> None:
+        beat = heartbeat.Heartbeat(
+            os.getpid(), self.started, self.pipeline.config.daemon.tick_seconds, last_tick, next_tick
+        )
+        try:
+            heartbeat.write(self.pipeline.layout.heartbeat_file, beat)
+        except OSError as exc:
+            log.warning("could not write the heartbeat file", error=str(exc))
 
     def _guard(self, step: Any) -> None:
         """A bug in one step is logged with its traceback; the daemon lives on to the next."""
@@ -112,6 +143,11 @@ class Daemon:
         except Exception:
             log.exception("step failed")
             return
+        if self.after_step is not None:
+            try:
+                self.after_step()
+            except Exception:
+                log.exception("after-step hook failed")
         if next_check is not None and not self.stop.is_set():
             self.schedule_intake(max(0.0, next_check - time.time()) + 0.05)
 
@@ -128,6 +164,8 @@ class Daemon:
         cfg = self.pipeline.config
         observer = Observer()
         observer.schedule(_OutboxEvents(self), str(self.pipeline.layout.outbox), recursive=True)
+        observer.schedule(_RequestEvents(self), str(self.pipeline.layout.requests), recursive=False)
+        self._beat(None, time.time())
         observer.start()
         self.scheduler.add_job(
             self._tick, "interval", seconds=cfg.daemon.tick_seconds, id="tick", next_run_time=dt.datetime.now(dt.timezone.utc)
@@ -146,5 +184,6 @@ class Daemon:
         self.scheduler.shutdown(wait=True)
         observer.join(timeout=5)
         self.pipeline.store.save(self.pipeline.state)
+        heartbeat.remove(self.pipeline.layout.heartbeat_file)
         log.info("stopped")
         return 0

@@ -4,6 +4,10 @@
         state.json        the state store (state.json.prev: the generation before)
         chtcd.log         JSON lines log
         chtcd.lock        held by the one daemon running on this state
+        daemon.json       the running daemon's heartbeat: pid, last and next tick
+        requests/         what the CLI asks of the running daemon, as files:
+            pause             present while intake is paused
+            cancel-<name>     cancel that bundle (consumed by the daemon)
         work/<bundle id>/<bundle name>/
                           a claimed bundle: submitted from here, outputs
                           retrieved into it, then renamed into the inbox
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
+
+CANCEL_PREFIX = "cancel-"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,21 @@ class Layout:
     def lock_file(self) -> Path:
         return self.state_dir / "chtcd.lock"
 
+    @property
+    def heartbeat_file(self) -> Path:
+        return self.state_dir / "daemon.json"
+
+    @property
+    def requests(self) -> Path:
+        return self.state_dir / "requests"
+
+    @property
+    def pause_flag(self) -> Path:
+        return self.requests / "pause"
+
+    def cancel_request(self, name: str) -> Path:
+        return self.requests / f"{CANCEL_PREFIX}{name}"
+
     def work_slot(self, bundle_id: str) -> Path:
         return self.work / bundle_id
 
@@ -56,6 +77,7 @@ class Layout:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self.work.mkdir(exist_ok=True)
+            self.requests.mkdir(exist_ok=True)
         finally:
             os.umask(old)
         os.chmod(self.state_dir, 0o700)

@@ -34,6 +34,16 @@ def _private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Each new log file after a rotation is created 0600 too, whatever the umask."""
+
+    def _open(self):  # type: ignore[override]
+        def private(path: str, flags: int) -> int:
+            return os.open(path, flags, 0o600)
+
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private)
+
+
 def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -56,7 +66,7 @@ def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
 
     if log_file is not None:
         _private_file(log_file)
-        to_file = logging.handlers.RotatingFileHandler(log_file, maxBytes=5 << 20, backupCount=3)
+        to_file = PrivateRotatingFileHandler(log_file, maxBytes=5 << 20, backupCount=3)
         to_file.setFormatter(
             structlog.stdlib.ProcessorFormatter(
                 processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.JSONRenderer()],

@@ -57,6 +57,7 @@ class Pipeline:
 
     def intake(self, now: float) -> Optional[float]:
         """Claim ready folders and submit claimed bundles; returns when to look at the outbox again."""
+        self._control(now)
         next_check = None
         if not self.state.paused:
             ready, next_check = self.outbox.ready(now)
@@ -494,3 +495,29 @@ class Pipeline:
             self._need_credentials = True
         self._outage = None
         self._failures = 0
+
+    # ==== control: chtcd pause and cancel, carried out here (the requests are read by control.py) ====
+
+    def _control(self, now: float) -> None:
+        """The CLI's requests are taken up before anything is claimed, so a paused intake claims nothing."""
+        from . import control
+
+        control.apply(self, now)
+
+    def cancel(self, record: BundleRecord, now: float) -> bool:
+        """Remove a bundle's jobs, then deliver its folder as cancelled; False: try again on a later pass.
+
+        Jobs are removed by bundle id, so a submit whose outcome is not yet known is covered too.
+        """
+        if record.stage in (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING):
+            if not self._may_call_schedd() or not self._remove(f'{condor.BUNDLE_ATTR} == "{record.id}"'):
+                return False
+        record.outcome = "cancelled"
+        record.reason = "cancelled with chtcd cancel; its jobs were removed from the access point"
+        record.stage = Stage.READY
+        self._save()
+        log.info("bundle cancelled", bundle=record.name, id=record.id)
+        self._deliver(record, now)
+        return True
+
+    # ==== end of control ====

@@ -75,7 +75,13 @@ class FakeAccessPoint:
 
     def remove(self, constraint: str) -> None:
         self._call("remove")
-        self._leave(int(re.search(r"ClusterId == (\d+)", constraint).group(1)), removed=True)
+        by_bundle = re.search(rf'{condor.BUNDLE_ATTR} == "([^"]+)"', constraint)
+        if by_bundle:
+            clusters = {k[0] for k, job in self.jobs.items() if job.ad.bundle_id == by_bundle.group(1)}
+        else:
+            clusters = {int(re.search(r"ClusterId == (\d+)", constraint).group(1))}
+        for cluster in clusters:
+            self._leave(cluster, removed=True)
 
     def _leave(self, cluster: int, removed: bool = False) -> None:
         for key in [k for k in self.jobs if k[0] == cluster]:
