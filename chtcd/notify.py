@@ -61,7 +61,8 @@ class Notifier:
 
     def __init__(self, config: Config):
         self.desktop = config.notify.desktop
-        self.on_delivery = shlex.split(config.notify.on_delivery) if config.notify.on_delivery else []
+        words = shlex.split(config.notify.on_delivery) if config.notify.on_delivery else []
+        self.on_delivery = [os.path.expanduser(words[0]), *words[1:]] if words else []
         self._missing_said = False
 
     def notify(self, title: str, body: str) -> Optional[threading.Thread]:

@@ -1,7 +1,9 @@
-"""The user's HTCondor tokens: present and private, checked before connecting.
+"""The user's HTCondor tokens: present and private, checked before connecting; fetched; dated.
 
 HTCondor silently skips a token file that others can read; the only symptom
 is a generic authentication failure. So chtcd looks first and says what to run.
+A token is a JWT: its ``exp`` claim (read with the standard library, never
+verified, never printed) says when it stops working, so chtcd can warn ahead.
 """
 
 from __future__ import annotations
