@@ -325,12 +325,6 @@ class AccessPoint:
         """Bound a collector query (HTCondor's QUERY_TIMEOUT, 60 s by default); for `doctor` only."""
         self._h.param["QUERY_TIMEOUT"] = str(max(1, int(seconds)))
 
-    def reach_collector(self) -> None:
-        try:
-            self._collector().query(self._h.AdType.Collector, projection=["Name"])
-        except Exception as exc:
-            raise _classify(exc, f"asking the collector {self.collector_host}") from None
-
     def locate(self) -> bool:
         """Whether the collector lists a schedd by this name (it answers nothing, not an error, when not)."""
         try:
