@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -53,15 +54,51 @@ class Chtcd:
             timeout=120,
         )
 
-    def start(self) -> "Chtcd":
+    def start(self, crash_at: Optional[str] = None) -> "Chtcd":
+        """Run the daemon; ``crash_at`` names a crash point (chtcd/crashpoints.py) where it kills itself."""
+        env = dict(os.environ)
+        env.pop("CHTCD_CRASH_AT", None)
+        if crash_at:
+            env["CHTCD_CRASH_AT"] = crash_at
+        self._stderr_mark = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chtcd", "run", "--config", str(self.config)],
             stderr=open(self.stderr_path, "a"),
+            env=env,
         )
         return self
 
+    def ready(self) -> bool:
+        """The daemon of the last start() has its signal handlers in place and is serving."""
+        with open(self.stderr_path, "rb") as f:
+            f.seek(self._stderr_mark)
+            return b"chtcd running" in f.read()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=20)
+        self.proc = None
+
+    def wait_exit(self, timeout: float) -> Optional[int]:
+        """The daemon's exit code once it exits within ``timeout``, else None (still running)."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.proc = None
+        return code
+
+    def log_events(self) -> List[Dict[str, Any]]:
+        path = self.base / "state" / "chtcd.log"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
     def stop(self, timeout: float = 20) -> int:
         assert self.proc is not None
+        wait_for(lambda: self.ready() or self.proc.poll() is not None, 60, "the daemon to be serving")
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=timeout)
         self.proc = None
@@ -79,6 +116,15 @@ class Chtcd:
         wait_for(lambda: path.exists() or (self.proc is not None and self.proc.poll() is not None), timeout, f"{name} in the inbox")
         assert path.exists(), f"daemon died: {self.stderr_path.read_text()[-3000:]}"
         return self.report(name)
+
+    def status_in_flight(self) -> bool:
+        """Whether the daemon's state has a bundle between submission and release (read directly: cheap to poll)."""
+        path = self.base / "state" / "state.json"
+        try:
+            bundles = json.loads(path.read_text())["bundles"]
+        except (OSError, ValueError, KeyError):
+            return False
+        return any(b["stage"] not in ("claimed", "done") for b in bundles)
 
     def status(self) -> Dict[str, Any]:
         return json.loads(self.cli("status", "--json").stdout)
@@ -102,3 +148,11 @@ def write_bundle(root: Path, name: str, files: Dict[str, str], executable: str =
         if rel.endswith(".sh"):
             path.chmod(0o755)
     return folder
+
+
+def ran_clusters(pool: localpool.LocalPool, bundle_id: str) -> List[int]:
+    """Clusters of a bundle that ran, from the schedd's queue and its history."""
+    door = access_point(pool)
+    constraint = f'{condor.BUNDLE_ATTR} == "{bundle_id}"'
+    ads = door.query(constraint) + door.history(constraint)
+    return sorted({ad.cluster for ad in ads if ad.status == 4 or (ad.starts or 0) > 0})

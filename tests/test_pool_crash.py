@@ -87,15 +87,16 @@ def test_random_kills_leave_nothing_lost_or_twice(pool, tmp_path, capsys):
             tmp_path / "src",
             name,
             {f"{name}.sub": QUICK.format(n=i + 1).replace("/bin/echo", "/bin/sh").replace(
-                "arguments = hello $(Process)", "arguments = -c \"sleep 2; echo hello $(Process)\""
+                "arguments = hello $(Process)", "arguments = \"-c 'sleep 2; echo hello $(Process)'\""
             )},
         )
         chtcd.drop(src)
     kills = 0
     for _ in range(12):
         chtcd.start()
+        wait_for(lambda: chtcd.ready() or chtcd.proc.poll() is not None, 60, "the daemon to serve")
         # a random moment, on purpose: the crash must land wherever it lands
-        time.sleep(rng.uniform(0.2, 2.5))
+        time.sleep(rng.uniform(0.0, 3.0))
         if chtcd.proc.poll() is None:
             chtcd.kill()
             kills += 1
