@@ -188,7 +188,7 @@ def as_table(state: State, now: float, overview: Optional[Overview] = None) -> s
         j = row["jobs"]
         lines.append(
             f"{record.name[:24]:<24} {row['stage']:<10} {j['idle'] + j['spooling']:>5} {j['running']:>5} "
-            f"{j['done']:>5} {j['held']:>5} {_age(row['age_seconds']):>6} {_next(record, wait):>7}  {_note(row)}"
+            f"{j['done']:>5} {j['held']:>5} {_age(row['age_seconds']):>6} {_next(record, wait):>7}  {_note(row)}".rstrip()
         )
     return "\n".join(lines)
 
