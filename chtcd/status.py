@@ -122,7 +122,26 @@ def bundle_summary(record: BundleRecord, now: float) -> Dict[str, Any]:
         "reason": record.reason,
         "inbox_path": record.inbox_path,
         "last_error": record.last_error,
+        "outputs_expire_in_seconds": _outputs_expire_in(record, now),
     }
+
+
+OUTPUT_LIFETIME_SECONDS = 10 * 86400.0
+"""HTCondor drops a finished remote job's outputs this long after it completes, retrieved or not."""
+
+EXPIRY_WARNING_SECONDS = 4 * 86400.0
+
+
+def _outputs_expire_in(record: BundleRecord, now: float) -> Optional[float]:
+    """Seconds until the access point drops the oldest finished, not yet retrieved job's outputs."""
+    if record.stage != Stage.RUNNING:
+        return None
+    waiting = [
+        j.completed_at
+        for j in record.jobs.values()
+        if j.completed_at and j.status == 4 and not j.gone and not j.retrieved
+    ]
+    return round(min(waiting) + OUTPUT_LIFETIME_SECONDS - now, 1) if waiting else None
 
 
 def _ordered(state: State) -> List[BundleRecord]:
@@ -151,6 +170,12 @@ def _next(record: BundleRecord, wait: Optional[float]) -> str:
 
 
 def _note(row: Dict[str, Any]) -> str:
+    expires = row["outputs_expire_in_seconds"]
+    if expires is not None and expires < EXPIRY_WARNING_SECONDS:
+        return (
+            f"warning: finished outputs are dropped by the access point in {_age(expires)}; "
+            "keep chtcd running so it fetches them"
+        )
     if row["holds"]:
         return f"held: {row['holds'][0]['reason']}"
     if row["last_error"]:
