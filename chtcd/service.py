@@ -191,7 +191,11 @@ def plan_install(config: Path, platform: str = sys.platform, program: Optional[P
         )
     return Plan(
         writes=[(unit_path(), render_unit(program, config))],
-        commands=[[*systemctl(), "daemon-reload"], [*systemctl(), "enable", "--now", UNIT_NAME]],
+        commands=[
+            [*systemctl(), "daemon-reload"],
+            [*systemctl(), "enable", UNIT_NAME],
+            [*systemctl(), "restart", UNIT_NAME],  # a reinstall (say, after an upgrade) runs the new program
+        ],
     )
 
 

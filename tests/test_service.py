@@ -70,7 +70,8 @@ def test_install_dry_run_shows_the_unit_and_commands_and_changes_nothing(configu
     assert f"would write {unit}:" in done.stdout
     assert f'run --config "{config}"' in done.stdout
     assert "would run: systemctl --user daemon-reload" in done.stdout
-    assert "would run: systemctl --user enable --now chtcd.service" in done.stdout
+    assert "would run: systemctl --user enable chtcd.service" in done.stdout
+    assert "would run: systemctl --user restart chtcd.service" in done.stdout
     assert not unit.exists()
 
 
@@ -83,7 +84,9 @@ def test_install_status_uninstall_with_systemctl_recorded(configured, tmp_path):
     assert done.returncode == 0, done.stderr
     unit = home / ".config" / "systemd" / "user" / "chtcd.service"
     assert "ExecStart=" in unit.read_text()
-    assert [r["argv"] for r in recorded(log)] == [["--user", "daemon-reload"], ["--user", "enable", "--now", "chtcd.service"]]
+    assert [r["argv"] for r in recorded(log)] == [
+        ["--user", "daemon-reload"], ["--user", "enable", "chtcd.service"], ["--user", "restart", "chtcd.service"]
+    ]
     status = chtcd("service", "status", "--config", str(config), home=home, env=env)
     assert "installed" in status.stdout and "running" in status.stdout and "not running" not in status.stdout
     done = chtcd("service", "uninstall", "--config", str(config), home=home, env=env)
