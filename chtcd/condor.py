@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
@@ -92,7 +93,8 @@ class Description:
 
     commands: Dict[str, str]  # lowercased command (or my.attribute) -> raw value
     queue_args: str
-    jobs: List[Dict[str, str]]  # one per queued item: lowercased command -> expanded value
+    jobs: List[Dict[str, str]]  # one per queued job: lowercased command -> expanded value
+    items: List[Dict[str, str]] = field(default_factory=list)  # the queue statement's item rows, raw
 
 
 _cwd_lock = threading.Lock()
@@ -166,38 +168,89 @@ def _classify(exc: BaseException, doing: str) -> CondorError:
     return Unreachable(f"{doing}: {text}")
 
 
-ITEM_MACROS = ("Process", "ProcId", "Cluster", "ClusterId", "Step", "Row", "Node")
+INITIALDIR_NAMES = ("initialdir", "iwd", "initial_dir", "job_iwd")
+"""Every name HTCondor reads the job's folder from; `submit` pins whichever is set inside the bundle."""
+
+MAX_JOBS = 100_000
+"""More jobs than this from one bundle are refused: each is checked here, and the access point carries them all."""
+
+_QUEUE_VARS = re.compile(r"^(?:(?P<count>\S+)\s+)?[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*$")
+_QUEUE_KEYWORD = re.compile(r"\s(?:in|from|matching)\b", re.IGNORECASE)
+
+
+def _queue_count(description: Any, queue_args: str) -> int:
+    """The jobs per item: the number before the variable names (``queue 3 x from list``), 1 if none."""
+    padded = " " + queue_args
+    keyword = _QUEUE_KEYWORD.search(padded)
+    head = padded[: keyword.start()].strip() if keyword else queue_args.strip()
+    if keyword:
+        match = _QUEUE_VARS.match(head)
+        head = (match.group("count") or "") if match else head
+    if not head:
+        return 1
+    description["chtcd_queue_count"] = head
+    try:
+        value = description.expand("chtcd_queue_count").strip()
+    except Exception:
+        value = head
+    finally:
+        description["chtcd_queue_count"] = ""
+    if not value.isdigit():
+        raise Refused(f"the queue statement's count {head!r} is not a plain number of jobs; write it as one (queue 10)")
+    return int(value)
 
 
 def describe(text: str, folder: Path, commands: Sequence[str]) -> Description:
-    """Parse and expand a screened submit file for every queued item, as condor_submit would from ``folder``.
+    """Parse and expand a screened submit file for every job it queues, as condor_submit would from ``folder``.
 
-    Never call this on unscreened text: the bindings' parser runs ``include ... |`` commands.
+    Each job gets the macros HTCondor gives it (Process counts across items,
+    Step within one item, Row/ItemIndex the item); Cluster is unknown before
+    submitting and stands as 0, so `checks` refuses names that depend on it
+    in ways a plain number cannot express. Never call this on unscreened
+    text: the bindings' parser runs ``include ... |`` commands.
     """
     h = _bindings()
     with _working_dir(folder):
         try:
             description = h.Submit(text)
+            queue_args = description.getQArgs()
         except Exception as exc:
             raise Refused(f"HTCondor could not parse the submit file: {exc}") from None
         try:
-            items = list(description.itemdata() or [])
+            rows = [r if isinstance(r, dict) else {"Item": r} for r in (description.itemdata() or [])]
         except Exception as exc:
             raise Refused(f"the queue statement's items could not be read: {exc}") from None
-        queue_args = description.getQArgs()
-    raw = {_command_key(k, keep_my=True): v for k, v in description.items()}
-    wanted = [k for k in description.keys() if _command_key(k) in commands]
-    jobs = []
-    for index, item in enumerate(items or [{}]):
-        for key, value in item.items():
-            description[key] = value
-        for macro in ITEM_MACROS:
-            description[macro] = "0" if macro.startswith("Cluster") else str(index)
-        try:
-            jobs.append({_command_key(k): description.expand(k) for k in wanted})
-        except Exception as exc:
-            raise Refused(f"HTCondor could not expand the submit file: {exc}") from None
-    return Description(commands=raw, queue_args=queue_args, jobs=jobs)
+    try:
+        raw = {_command_key(k, keep_my=True): v for k, v in description.items()}
+        count = _queue_count(description, queue_args)
+    except Refused:
+        raise
+    except Exception as exc:
+        raise Refused(f"HTCondor could not read the submit file: {exc}") from None
+    total = max(len(rows), 1) * count
+    if total > MAX_JOBS:
+        raise Refused(
+            f"the queue statement makes {total} jobs; chtcd sends at most {MAX_JOBS} from one bundle: "
+            "split it into several bundles"
+        )
+    names = set(description.keys()) | {k for row in rows for k in row}
+    wanted = [k for k in names if _command_key(k) in commands]
+    jobs: List[Dict[str, str]] = []
+    process = 0
+    try:
+        for index, row in enumerate(rows or [{}]):
+            for key, value in row.items():
+                description[key] = value
+            for step in range(count):
+                macros = {"Process": process, "ProcId": process, "Step": step, "Row": index, "ItemIndex": index,
+                          "Node": 0, "Cluster": 0, "ClusterId": 0, "JobId": f"0.{process}"}
+                for macro, value in macros.items():
+                    description[macro] = str(value)
+                jobs.append({_command_key(k): description.expand(k) for k in wanted})
+                process += 1
+    except Exception as exc:
+        raise Refused(f"HTCondor could not expand the submit file: {exc}") from None
+    return Description(commands=raw, queue_args=queue_args, jobs=jobs, items=rows)
 
 
 class AccessPoint:
@@ -265,9 +318,9 @@ class AccessPoint:
             if _command_key(key) not in present:
                 description[key] = value
         own = None
-        for key in [k for k in description.keys() if _command_key(k) in ("initialdir", "initial_dir")]:
-            own = description[key].strip() or None
-            del description[key]
+        for key in [k for k in description.keys() if _command_key(k) in INITIALDIR_NAMES]:
+            own = description[key].strip() or own
+            description[key] = ""  # the bindings cannot delete a key; empty means unset
         if own and own.startswith("/"):
             raise Refused(f"initialdir = {own} is outside the bundle; use a folder inside it, by a relative name")
         description["initialdir"] = str(folder / own) if own else str(folder)

@@ -28,6 +28,13 @@ def _redact_event(_logger: Any, _name: str, event: dict) -> dict:
     return event
 
 
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """Redacts the finished line too: a traceback's text never passes through the event processors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def _private_file(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.close(fd)
@@ -57,7 +64,7 @@ def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
 
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+        _RedactingFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.dev.ConsoleRenderer(colors=False)],
             foreign_pre_chain=shared,
         )
@@ -68,7 +75,7 @@ def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
         _private_file(log_file)
         to_file = PrivateRotatingFileHandler(log_file, maxBytes=5 << 20, backupCount=3)
         to_file.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
+            _RedactingFormatter(
                 processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.JSONRenderer()],
                 foreign_pre_chain=shared,
             )

@@ -47,7 +47,7 @@ def test_include_commands_are_refused_before_parsing(tmp_path, line):
 @pytest.mark.parametrize("target", ["/etc/passwd", "../x.sub", "~/x", "$(HOME)/x"])
 def test_includes_outside_the_bundle_are_refused(tmp_path, target):
     folder = make(tmp_path, "inc", {"inc.sub": f"include : {target}\nqueue\n"})
-    with pytest.raises(Rejected, match="outside the bundle"):
+    with pytest.raises(Rejected, match="outside the bundle|built from macros"):
         bundle.read(folder)
 
 
@@ -58,7 +58,7 @@ def test_relative_include_inside_is_fine(tmp_path):
 
 def test_continued_line_cannot_hide_a_command(tmp_path):
     folder = make(tmp_path, "cont", {"cont.sub": "include : sh -c 'touch x' \\\n |\nqueue\n"})
-    with pytest.raises(Rejected, match="line 1 ends with \\|"):
+    with pytest.raises(Rejected, match="line 1 runs a program"):
         bundle.read(folder)
 
 
