@@ -463,7 +463,14 @@ def _upload(name: str, value: str, base: str, b: _Bundle, uploads: Dict[str, int
         for file in filenames:
             real = os.path.realpath(os.path.join(dirpath, file))
             if real not in uploads:
-                uploads[real] = os.stat(real).st_size
+                try:
+                    uploads[real] = os.stat(real).st_size
+                except OSError as error:
+                    rel = os.path.relpath(os.path.join(dirpath, file), b.folder)
+                    raise Rejected(
+                        f"{b.at(name)} sends {value}, and {rel} in it cannot be read ({error.strerror}); "
+                        "remove it or fix it (a symbolic link to nothing?)"
+                    ) from None
 
 
 def _land(name: str, value: str, base: str, b: _Bundle) -> None:

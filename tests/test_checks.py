@@ -20,7 +20,7 @@ from chtcd.demo import example_bundle
 
 NO_LIMIT = 10**12
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def validate(folder: Path, limit: int = NO_LIMIT) -> int:
@@ -202,6 +202,12 @@ def test_symlinked_submit_file_pointing_out_is_not_read(tmp_path):
     refused(folder, "s.sub is a symbolic link", "outside the bundle")
 
 
+def test_broken_link_inside_a_sent_folder_is_refused_not_a_crash(tmp_path):
+    folder = make(tmp_path, "b", {"b.sub": JOB + "transfer_input_files = data\nqueue\n", "run.sh": "", "data/a": ""},
+                  links={"data/gone": "nothing"})
+    refused(folder, "data/gone in it cannot be read", "symbolic link to nothing")
+
+
 def test_named_pipe_in_the_bundle_is_refused(tmp_path):
     folder = make(tmp_path, "p", {"p.sub": JOB + "input = fifo\nqueue\n", "run.sh": ""})
     os.mkfifo(folder / "fifo")
@@ -380,7 +386,7 @@ def _resolve(root: Path, parts):
                 escaped += 1
             continue
         at = at + [part]
-        at = links.get(tuple(at), at)
+        at = list(links.get(tuple(at), at))
     inside = not escaped and at[:1] == ["bundle"]
     exists = inside and not broken and (tuple(at) in files or tuple(at) in dirs)
     return inside, exists
