@@ -179,3 +179,28 @@ def test_sigterm_mid_flight_then_restart_still_delivers(pool, tmp_path):
     assert report["jobs"][0]["starts"] == 1
     assert (chtcd.inbox / "survivor" / "s.out").read_text() == "survived\n"
     assert len([p for p in chtcd.inbox.iterdir()]) == 1
+
+
+def test_on_exit_hold_with_periodic_release_retries_until_it_works(pool, tmp_path):
+    """A submit file written for the access point's retry idiom runs unchanged: held, released, run again."""
+    chtcd = Chtcd(pool, tmp_path / "chtcd", hold_grace_seconds=300).start()
+    src = write_bundle(
+        tmp_path,
+        "retries",
+        {
+            "retries.sub": "executable = flaky.sh\noutput = flaky.out\n"
+            "on_exit_hold = ExitCode != 0\n"
+            "periodic_release = (NumJobStarts < 3) && ((time() - EnteredCurrentStatus) > 1)\n"
+            "request_memory = 64MB\nrequest_disk = 64MB\nqueue\n",
+            "flaky.sh": '#!/bin/sh\n# fails on its first run only (JobRunCount counts this run)\n'
+            'if grep -q "^JobRunCount = 1$" "$_CONDOR_JOB_AD"; then exit 1; fi\necho "worked"\n',
+        },
+    )
+    chtcd.drop(src)
+    try:
+        report = chtcd.wait_delivered("retries")
+    finally:
+        assert chtcd.stop() == 0
+    assert report["outcome"] == "delivered"
+    assert report["jobs"][0]["exit_code"] == 0 and report["jobs"][0]["starts"] == 2
+    assert (chtcd.inbox / "retries" / "flaky.out").read_text() == "worked\n"
