@@ -105,8 +105,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def special_files(source: Path) -> List[Path]:
+    """Pipes, sockets and devices: copying one would hang or read a device, and HTCondor cannot send them."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if not (path.is_symlink() or path.is_file() or path.is_dir()):
+                found.append(path)
+    return found
+
+
 def submit_folder(source: Path, outbox: Path) -> Path:
     """Copy a folder beside its final place in the outbox, then rename it in: never seen half-copied."""
+    special = special_files(source)
+    if special:
+        raise Rejected(
+            f"{special[0]} is not a regular file (a pipe, socket or device); HTCondor cannot send it: remove it"
+        )
     outbox.mkdir(parents=True, exist_ok=True)
     staging = outbox / f".chtcd-incoming-{secrets.token_hex(4)}"
     shutil.copytree(source, staging, symlinks=True)
@@ -124,7 +140,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except Rejected as exc:
         return _fail(str(exc))
     config = configuration.load(args.config)
-    target = submit_folder(source, config.paths.outbox)
+    try:
+        target = submit_folder(source, config.paths.outbox)
+    except Rejected as exc:
+        return _fail(str(exc))
     print(f"queued {source.name} as {target}; results will appear in {config.paths.inbox / target.name}")
     return 0
 
