@@ -16,3 +16,16 @@ def pool():
     yield started
     if not was_up:
         localpool.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_daemon_left_behind():
+    """A test that fails half way must not leave its chtcd running against the shared pool."""
+    yield
+    from harness import Chtcd
+
+    while Chtcd.started:
+        instance = Chtcd.started.pop()
+        if instance.proc is not None and instance.proc.poll() is None:
+            instance.proc.kill()
+            instance.proc.wait(timeout=10)

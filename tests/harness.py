@@ -30,6 +30,9 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 class Chtcd:
     """One chtcd installation: its config, boxes and state, and its daemon process."""
 
+    started: List["Chtcd"] = []
+    """Every instance that ran a daemon, so a failed test leaves no daemon behind (conftest kills them)."""
+
     def __init__(self, pool: localpool.LocalPool, base: Path, **daemon: float):
         self.pool = pool
         self.base = base
@@ -60,6 +63,7 @@ class Chtcd:
         env.pop("CHTCD_CRASH_AT", None)
         if crash_at:
             env["CHTCD_CRASH_AT"] = crash_at
+        Chtcd.started.append(self)
         self._stderr_mark = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chtcd", "run", "--config", str(self.config)],
