@@ -18,9 +18,9 @@ def pool():
         localpool.stop()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def no_daemon_left_behind():
-    """A test that fails half way must not leave its chtcd running against the shared pool."""
+    """A test that fails half way must not leave its chtcd running after the session."""
     yield
     from harness import Chtcd
 
