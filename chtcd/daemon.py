@@ -113,6 +113,10 @@ class Daemon:
             id="intake",
             replace_existing=True,
             misfire_grace_time=None,
+            # One may be due while another runs (a folder renamed in mid-intake): it must wait its turn on the
+            # one worker, not be skipped. Skipped, it would also leave _intake_due set in the past, and every
+            # later request would be dropped as already due: folders would wait for the next tick.
+            max_instances=2,
         )
 
     def _intake(self) -> None:

@@ -59,10 +59,13 @@ def phase(job: JobRecord) -> Phase:
 
 
 def counts(jobs: Iterable[JobRecord]) -> Dict[str, int]:
-    tally = {p.value: 0 for p in Phase}
+    tally = dict.fromkeys(_PHASES, 0)
     for job in jobs:
-        tally[phase(job).value] += 1
-    return tally
+        tally[phase(job)] += 1
+    return {p.value: n for p, n in tally.items()}
+
+
+_PHASES = tuple(Phase)
 
 
 @dataclass(frozen=True)

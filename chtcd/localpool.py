@@ -614,6 +614,22 @@ def _stop_locked(root: Path) -> None:
 # --- the pool's own tools -------------------------------------------------------------
 
 
+def issue_token(pool: LocalPool, tag: str, token_dir: os.PathLike | str) -> str:
+    """A token for the pool's user under its own identity, ``<user>@<tag>.<uid domain>``.
+
+    SchedLog (``D_COMMAND``) names each command's sender by its token
+    identity, so a client given one of these can have its commands told apart
+    from everyone else's on the shared pool. Its jobs are still owned by
+    pool.user. The token is written to token_dir/<access point>; returns the identity.
+    """
+    identity = f"{pool.user}@{tag}.{pool.uid_domain}"
+    text = _in_root(pool.root, "condor_token_create", "-identity", identity).stdout.strip()
+    token_dir = Path(token_dir)
+    _private_dir(token_dir, os.getuid(), os.getgid())
+    _write_private(token_dir / pool.access_point, text + "\n", os.getuid(), os.getgid())
+    return identity
+
+
 def condor_tool(
     pool: LocalPool,
     *args: str,

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import bundle as bundles
 from . import checks, condor, lifecycle, report
@@ -36,6 +37,12 @@ KEEP_DONE_SECONDS = 7 * 86400.0
 
 QUERIED_STAGES = (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING, Stage.DELIVERED, Stage.RELEASED)
 
+_ad_fields = operator.attrgetter(
+    "proc", "status", "entered_status_at", "hold_code", "hold_subcode", "hold_reason", "exit_code", "exit_signal",
+    "completed_at", "starts", "wall_seconds", "cpu_seconds", "memory_mb", "disk_kb",
+)
+"""What `_merge` copies from a JobAd into a JobRecord: equal on both, nothing changed."""
+
 
 class Pipeline:
     def __init__(self, config: Config, layout: Layout, store: Store, state: State, access_point: Any):
@@ -52,23 +59,33 @@ class Pipeline:
         self._calls_allowed = True
         self._warned_strays: set = set()
         self._need_credentials = True
+        self._fetched: set = set()  # job ids retrieved together this tick
+        self._merged: Dict[str, Any] = {}  # bundle id -> (record, its jobs dict, the answer's JobAds) of the last merge
+        self._releasing: List[BundleRecord] = []  # released together at the end of the step
 
     # ---- intake: outbox -> claim -> check -> submit and spool -------------------------
 
     def intake(self, now: float) -> Optional[float]:
         """Claim ready folders and submit claimed bundles; returns when to look at the outbox again."""
+        was_paused = self.state.paused
         self._control(now)
         next_check = None
+        ready: List[str] = []
         if not self.state.paused:
             ready, next_check = self.outbox.ready(now)
             for name in ready:
                 self._claim(name, now)
-            self._save()
-        for record in [r for r in self.state.bundles.values() if r.stage == Stage.CLAIMED]:
+            if ready:
+                self._save()
+        claimed = [r for r in self.state.bundles.values() if r.stage == Stage.CLAIMED]
+        for record in claimed:
             if self.stopping.is_set() or not self._calls_allowed:
                 break
             self._submit(record, now)
-        self._save()
+        released = bool(self._releasing)
+        self._release_together(now)
+        if ready or claimed or released or self.state.paused != was_paused:
+            self._save()  # (an intake that found nothing to do has nothing to save: a tick's saves its own)
         return next_check
 
     def _claim(self, name: str, now: float) -> None:
@@ -124,7 +141,10 @@ class Pipeline:
         record.submitted_at = now
         record.jobs = {str(p): JobRecord(proc=p, status=5, hold_code=lifecycle.SPOOLING_HOLD_CODE) for p in range(submitted.procs)}
         record.stage = Stage.SUBMITTED
-        self._save()  # commit point: the cluster is ours
+        # No save of its own here or after the spool: the next bundle's `submitting` save, or intake's last
+        # save, records this one. A crash before that leaves it `submitting`, which the next tick settles
+        # by bundle id as it would `submitted` (held for spooling: submit again; spooled: adopt), so at
+        # most the bundle in hand is ever in doubt, as before, at a third of the writes.
         try:
             with self._step("spool"):
                 self.ap.spool(submitted, folder)
@@ -136,7 +156,6 @@ class Pipeline:
             return
         record.spooled_at = now
         record.stage = Stage.RUNNING
-        self._save()  # commit point: the inputs are on the access point
         self._recovered()
         log.info("submitted bundle", bundle=record.name, id=record.id, cluster=record.cluster, jobs=record.job_count)
 
@@ -168,18 +187,24 @@ class Pipeline:
                 self._recovered()
                 self._merge(tracked, ads, now)
                 queried = True
+        planned = []
         for record in list(self.state.bundles.values()):
-            if self.stopping.is_set():
-                break
             if record.stage in QUERIED_STAGES and not queried:
                 continue
             if record.stage in (Stage.CLAIMED, Stage.DONE):
                 continue
-            self._act(record, lifecycle.next_step(record, now, self.config.daemon.hold_grace_seconds), now)
+            planned.append((record, lifecycle.next_step(record, now, self.config.daemon.hold_grace_seconds)))
+        self._retrieve_together(planned)
+        for record, action in planned:
+            if self.stopping.is_set():
+                break
+            self._act(record, action, now)
+        self._release_together(now)
         self._prune(now)
         self._save()
 
     def _merge(self, tracked: List[BundleRecord], ads: List[condor.JobAd], now: float) -> None:
+        merged: Dict[str, Any] = {}
         by_bundle: Dict[str, List[condor.JobAd]] = {}
         for ad in ads:
             if ad.bundle_id:
@@ -190,11 +215,17 @@ class Pipeline:
             if record.cluster is None and mine:
                 record.cluster = max(ad.cluster for ad in mine)
             mine = [ad for ad in mine if ad.cluster == record.cluster]
+            last = self._merged.get(record.id)
+            merged[record.id] = (record, record.jobs, mine)
+            if last is not None and last[0] is record and last[1] is record.jobs and last[2] == mine:
+                continue  # the same answer for this bundle as last tick (the door hands back the same JobAds)
             seen = set()
             for ad in mine:
                 key = str(ad.proc)
                 seen.add(key)
                 old = record.jobs.get(key)
+                if old is not None and not old.gone and _ad_fields(old) == _ad_fields(ad):
+                    continue  # as the last tick saw it: keep the record (most jobs, most ticks)
                 was_held = old is not None and lifecycle.phase(old) == Phase.HELD
                 job = JobRecord(
                     proc=ad.proc,
@@ -228,6 +259,7 @@ class Pipeline:
                     job.gone = True
             if all(lifecycle.phase(j).finished or lifecycle.phase(j) == Phase.HELD for j in record.jobs.values()):
                 record.finished_at = record.finished_at or now
+        self._merged = merged
 
     def _strays(self, ads: List[condor.JobAd]) -> None:
         """Jobs of ours no record knows (the state was lost): let retrieved or never-spooled ones go."""
@@ -263,7 +295,7 @@ class Pipeline:
                     record.jobs[job_key.split(".")[1]].retrieved = True
                 log.info("retrieved finished jobs early, before HTCondor's 10-day limit", bundle=record.name, jobs=len(action.retrieve))
         elif isinstance(action, lifecycle.Finish):
-            if action.retrieve and not self._retrieve(action.retrieve):
+            if action.retrieve and not self._fetched.issuperset(action.retrieve) and not self._retrieve(action.retrieve):
                 return
             record.outcome, record.reason = action.outcome, action.reason
             record.stage = Stage.READY
@@ -285,6 +317,30 @@ class Pipeline:
             log.info("adopted cluster after restart", bundle=record.name, cluster=action.cluster)
         elif isinstance(action, lifecycle.Resubmit):
             self._resubmit(record, action, now)
+
+    def _retrieve_together(self, planned: List[Tuple[BundleRecord, lifecycle.Action]]) -> None:
+        """One retrieve for every bundle finishing this tick (it takes job ids across clusters), not one each.
+
+        Each bundle's own retrieve in `_act` then finds its jobs fetched. If the
+        joint one fails, each bundle tries its own, so one bad bundle cannot
+        hold the others back.
+        """
+        self._fetched = set()
+        finishing = [
+            action.retrieve
+            for record, action in planned
+            if isinstance(action, lifecycle.Finish) and action.retrieve and self._folder(record).is_dir()
+        ]
+        if len(finishing) < 2 or not self._may_call_schedd():
+            return
+        job_ids = [job_id for ids in finishing for job_id in ids]
+        try:
+            with self._step("retrieve"):
+                self.ap.retrieve(job_ids)
+        except condor.CondorError as exc:
+            log.debug("joint retrieve failed; retrieving bundle by bundle", bundles=len(finishing), error=str(exc))
+            return
+        self._fetched.update(job_ids)
 
     def _retrieve(self, job_ids: List[str]) -> bool:
         if not self._may_call_schedd():
@@ -403,16 +459,23 @@ class Pipeline:
             n += 1
 
     def _release(self, record: BundleRecord, now: float) -> None:
-        if record.cluster is None or not self._may_call_schedd():
-            return
+        if record.cluster is not None:
+            self._releasing.append(record)  # sent with the step's other releases by `_release_together`
+
+    def _release_together(self, now: float) -> None:
+        """One release (one edit, one remove) for every bundle released in this step, not one each."""
+        records, self._releasing = self._releasing, []
+        if not records or not self._may_call_schedd():
+            return  # still `delivered`: released on a later tick
         try:
             with self._step("release"):
-                self.ap.release(record.cluster)
+                self.ap.release([record.cluster for record in records])
         except condor.Unreachable as exc:
             self._unreachable(exc)
             return
-        record.stage = Stage.RELEASED
-        record.released_at = now
+        for record in records:
+            record.stage = Stage.RELEASED
+            record.released_at = now
 
     def _lost(self, record: BundleRecord, why: str, now: float) -> None:
         """The user removed the folder from the work area: the inbox still gets a report saying so."""

@@ -69,9 +69,10 @@ class FakeAccessPoint:
             job = self.jobs[(cluster, proc)]
             (job.folder / f"out.{proc}").write_text(f"output of {jid}\n")
 
-    def release(self, cluster: int) -> None:
+    def release(self, clusters) -> None:
         self._call("release")
-        self._leave(cluster)
+        for cluster in [clusters] if isinstance(clusters, int) else clusters:
+            self._leave(cluster)
 
     def remove(self, constraint: str) -> None:
         self._call("remove")

@@ -1,0 +1,283 @@
+"""Kind to the access point: one job query per tick while anything is in flight, none when idle.
+
+The pool tests count the commands the schedd itself received, in its SchedLog
+(`SCHEDD_DEBUG = D_COMMAND`), from the daemon under test only: it gets a token
+of its own identity (`localpool.issue_token`), so other clients of the shared
+pool do not blur the count. Ticks are counted from the daemon's JSON log. The
+other tests here check the same economy against the in-memory access point:
+retrieves and releases go together, unchanged ticks do not rewrite the state.
+Speed is measured by `bench/run.py`, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Dict, List, Tuple
+
+import pytest
+from fakes import FakeAccessPoint
+from harness import Chtcd, wait_for, write_bundle
+
+from chtcd import condor, localpool
+from chtcd import config as configuration
+from chtcd.daemon import Daemon
+from chtcd.layout import Layout
+from chtcd.pipeline import Pipeline
+from chtcd.state import Stage, Store
+
+# ---- counting what the schedd received ------------------------------------------------------
+
+_COMMAND = re.compile(r"for command \d+ \((\w+)\) from (\S+) <")
+
+
+class SchedLog:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def mark(self) -> Tuple[int, int]:
+        st = os.stat(self.path)
+        return st.st_ino, st.st_size
+
+    def commands(self, start: Tuple[int, int], identity: str) -> Counter:
+        """Commands from ``identity`` since ``start`` (SchedLog.old first, should the log have rolled over)."""
+        text = b""
+        if os.stat(self.path).st_ino != start[0]:
+            old = self.path.with_name(self.path.name + ".old")
+            if old.exists() and old.stat().st_ino == start[0]:
+                with open(old, "rb") as f:
+                    f.seek(start[1])
+                    text = f.read()
+            start = (0, 0)
+        with open(self.path, "rb") as f:
+            f.seek(start[1])
+            text += f.read()
+        found: Counter = Counter()
+        for name, sender in _COMMAND.findall(text.decode("utf-8", "replace")):
+            if sender == identity:
+                found[name] += 1
+        return found
+
+
+def own_identity(pool: localpool.LocalPool, chtcd: Chtcd) -> str:
+    """Give the daemon a token of its own, so its commands can be told apart in SchedLog."""
+    tokens = chtcd.base / "tokens"
+    identity = localpool.issue_token(pool, "polling-" + secrets.token_hex(3), tokens)
+    text = chtcd.config.read_text()
+    chtcd.config.write_text(re.sub(r'^token_dir = .*$', f'token_dir = "{tokens}"', text, count=1, flags=re.M))
+    return identity
+
+
+def ticks(chtcd: Chtcd, since: int = 0) -> List[Dict[str, Any]]:
+    return [e for e in chtcd.log_events()[since:] if e.get("event") == "tick"]
+
+
+PARKED = "executable = /bin/true\ntransfer_executable = false\nrequirements = false\nrequest_memory = 16MB\nrequest_disk = 16MB\nqueue {n}\n"
+"""Jobs that never match a slot: in flight for as long as the test wants, at no cost to the machine."""
+
+
+@pytest.mark.pool
+def test_nothing_in_flight_no_schedd_traffic(pool, tmp_path):
+    chtcd = Chtcd(pool, tmp_path / "chtcd", tick=2)
+    identity = own_identity(pool, chtcd)
+    schedlog = SchedLog(pool.schedd_log)
+    chtcd.start()
+    try:
+        wait_for(lambda: ticks(chtcd), 60, "the daemon's first tick")
+        since, mark = len(chtcd.log_events()), schedlog.mark()
+        # The window is five of the daemon's own ticks, counted from its log (about 10 s), not a sleep.
+        wait_for(lambda: len(ticks(chtcd, since)) >= 5, 60, "five idle ticks")
+        sent = schedlog.commands(mark, identity)
+        window = ticks(chtcd, since)
+    finally:
+        assert chtcd.stop() == 0
+    assert all(not t["queried"] and t["tracked"] == 0 for t in window)
+    assert sent == Counter(), f"an idle daemon sent the schedd {dict(sent)}"
+
+
+@pytest.mark.pool
+def test_one_query_per_tick_for_all_bundles_in_flight(pool, tmp_path):
+    chtcd = Chtcd(pool, tmp_path / "chtcd", tick=2)
+    identity = own_identity(pool, chtcd)
+    schedlog = SchedLog(pool.schedd_log)
+    for n in (1, 2, 3):
+        write_bundle(tmp_path / "src", f"parked{n}", {f"parked{n}.sub": PARKED.format(n=n)})
+    chtcd.start()
+    client = None
+    try:
+        for n in (1, 2, 3):
+            chtcd.drop(tmp_path / "src" / f"parked{n}")
+        wait_for(lambda: sum(1 for e in chtcd.log_events() if e.get("event") == "submitted bundle") == 3, 60, "three bundles submitted")
+        client = (chtcd.base / "state" / "client-id").read_text().strip()
+        wait_for(lambda: any(t["tracked"] == 3 and t["queried"] for t in ticks(chtcd)), 60, "a tick over all three")
+        # From just after one tick's query to just after the sixth tick's: exactly those six queries.
+        since, mark = len(chtcd.log_events()), schedlog.mark()
+        wait_for(lambda: len(ticks(chtcd, since)) >= 6, 60, "six ticks in flight")
+        sent = schedlog.commands(mark, identity)
+        window = ticks(chtcd, since)
+    finally:
+        assert chtcd.stop() == 0
+        if client:
+            condor.AccessPoint(pool.collector, pool.access_point, chtcd.base / "tokens").remove(
+                f'{condor.CLIENT_ATTR} == "{client}"'
+            )
+    queried = sum(1 for t in window if t["queried"])
+    assert all(t["tracked"] == 3 for t in window)
+    assert queried == len(window), "every tick with something in flight queries"
+    # A seventh tick may have queried between the last log line and the mark: at most one more.
+    assert sent["QUERY_JOB_ADS"] in (queried, queried + 1), f"{sent['QUERY_JOB_ADS']} queries over {queried} ticks"
+    assert set(sent) == {"QUERY_JOB_ADS"}, f"jobs that only wait need nothing else: {dict(sent)}"
+
+
+# ---- the same economy against the in-memory access point ------------------------------------
+
+
+@pytest.fixture
+def env(tmp_path):
+    cfg = configuration.from_mapping(
+        {
+            "pool": {"collector": "127.0.0.1:1", "access_point": "ap.fake", "token_dir": str(tmp_path / "tokens")},
+            "paths": {"outbox": str(tmp_path / "out"), "inbox": str(tmp_path / "in"), "state_dir": str(tmp_path / "state")},
+            "daemon": {"tick_seconds": 1, "settle_seconds": 0, "hold_grace_seconds": 100},
+        },
+        None,
+    )
+    layout = Layout.from_config(cfg)
+    layout.create()
+    store = Store(layout.state_file)
+    ap = FakeAccessPoint()
+    return Pipeline(cfg, layout, store, store.load(), ap), ap, layout
+
+
+def drop(layout: Layout, name: str) -> None:
+    folder = layout.outbox / name
+    folder.mkdir()
+    (folder / f"{name}.sub").write_text("executable = run.sh\nqueue\n")
+    (folder / "run.sh").write_text("#!/bin/sh\n")
+
+
+def test_bundles_finishing_together_are_retrieved_and_released_together(env):
+    pipe, ap, layout = env
+    for name in ("a", "b", "c"):
+        drop(layout, name)
+    pipe.tick(1.0)
+    for cluster in ap.clusters():
+        ap.set_status(cluster, 0, 4, exit_code=0)
+    ap.calls.clear()
+    pipe.tick(2.0)
+    assert ap.calls == ["query", "retrieve", "release"]
+    assert sorted(p.name for p in layout.inbox.iterdir()) == ["a", "b", "c"]
+    assert all(r.stage == Stage.RELEASED for r in pipe.state.bundles.values())
+
+
+def test_a_failed_joint_retrieve_falls_back_to_one_per_bundle(env):
+    pipe, ap, layout = env
+    for name in ("a", "b"):
+        drop(layout, name)
+    pipe.tick(1.0)
+    for cluster in ap.clusters():
+        ap.set_status(cluster, 0, 4, exit_code=0)
+    one_by_one = ap.retrieve
+
+    def retrieve(job_ids):
+        if len({j.split(".")[0] for j in job_ids}) > 1:
+            ap.calls.append("retrieve")
+            raise condor.Unreachable("retrieving outputs: File transfer failed for target job")
+        one_by_one(job_ids)
+
+    ap.retrieve = retrieve
+    ap.calls.clear()
+    pipe.tick(2.0)
+    assert ap.calls.count("retrieve") == 3  # the joint one, then one each
+    assert sorted(p.name for p in layout.inbox.iterdir()) == ["a", "b"]
+
+
+def test_a_tick_that_changes_nothing_does_not_write_the_state(env):
+    pipe, ap, layout = env
+    drop(layout, "a")
+    pipe.tick(1.0)
+    pipe.tick(2.0)
+    before = layout.state_file.stat()
+    pipe.tick(3.0)
+    pipe.tick(4.0)
+    after = layout.state_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert ap.calls.count("query") == 4  # it did look, every tick
+
+
+# ---- the door's conversion of an answer -----------------------------------------------------
+
+
+class FakeAd:
+    """What `query_client` and `_job_ad` ask of a ClassAd: deleting ServerTime, its two printed forms, eval."""
+
+    def __init__(self, **attrs: Any):
+        self.attrs = attrs
+
+    def __delitem__(self, key: str) -> None:
+        del self.attrs[key]
+
+    def printOld(self) -> str:
+        return "".join(f"{k} = {v!r}\n" for k, v in self.attrs.items())
+
+    def printJson(self) -> str:
+        import json
+
+        return json.dumps({k: (f"/Expr({v[1:]})/" if isinstance(v, str) and v.startswith("=") else v) for k, v in self.attrs.items()})
+
+    def eval(self, key: str) -> Any:
+        return {"=RemoteUserCpu * 2": 3.0}.get(self.attrs[key])
+
+
+def test_an_unchanged_job_is_not_converted_again(monkeypatch):
+    door = condor.AccessPoint.__new__(condor.AccessPoint)
+    door._last_client_answer = {}
+    answers = [
+        [FakeAd(ClusterId=7, ProcId=0, JobStatus=1, ServerTime=100, ChtcdBundleId="b", HoldReasonCode=None),
+         FakeAd(ClusterId=7, ProcId=1, JobStatus=1, ServerTime=100, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2")],
+        [FakeAd(ClusterId=7, ProcId=0, JobStatus=1, ServerTime=160, ChtcdBundleId="b", HoldReasonCode=None),
+         FakeAd(ClusterId=7, ProcId=1, JobStatus=2, ServerTime=160, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2")],
+    ]
+    monkeypatch.setattr(door, "_query", lambda constraint: answers.pop(0))
+    first = door.query_client("c")
+    second = door.query_client("c")
+    assert second[0] is first[0], "only ServerTime differs: the same JobAd comes back"
+    assert second[1] is not first[1] and second[1].status == 2
+    assert first[0].hold_code is None and first[0].status == 1 and first[0].bundle_id == "b"
+    assert first[1].cpu_seconds == 4.5  # 1.5 + the expression, evaluated by HTCondor
+
+
+# ---- the daemon takes a folder in at once, even mid-intake ------------------------------------
+
+
+def test_a_folder_arriving_during_an_intake_gets_an_intake_of_its_own():
+    """An intake asked for while one runs must follow it, not be skipped and then block later ones."""
+    running, release, calls = threading.Event(), threading.Event(), []
+
+    def intake(now: float) -> None:
+        calls.append(now)
+        if len(calls) == 1:
+            running.set()
+            release.wait(10)
+
+    pipeline = SimpleNamespace(config=SimpleNamespace(daemon=SimpleNamespace(tick_seconds=60, settle_seconds=5)), intake=intake)
+    daemon = Daemon(pipeline)  # type: ignore[arg-type]
+    daemon.scheduler.start()
+    try:
+        daemon.schedule_intake(0.0)
+        wait_for(running.is_set, 10, "the first intake to start")
+        daemon.schedule_intake(0.0)  # a folder renamed in while the first intake runs
+        time.sleep(0.2)  # let the scheduler try (and, before the fix, skip) the second one
+        release.set()
+        wait_for(lambda: len(calls) >= 2, 10, "the second intake")
+        daemon.schedule_intake(0.0)  # and later requests are not swallowed either
+        wait_for(lambda: len(calls) >= 3, 10, "a third intake")
+    finally:
+        release.set()
+        daemon.scheduler.shutdown(wait=False)
