@@ -228,8 +228,22 @@ def _job_ad(ad: Any, text: Optional[str] = None) -> JobAd:
     )
 
 
+_REFUSED_SUBMIT = re.compile(r"Failed to create job ad|errmsg=Submit:|Submit:-?\d+:")
+"""The client builds job ads before anything is sent: these failures are the submit file's, not the network's."""
+
+
+def _first_line(text: str) -> str:
+    return text.replace("errmsg=", "").strip().splitlines()[0] if text.strip() else text
+
+
+class DiskFull(Unreachable):
+    """This computer's disk filled up mid-transfer: nothing is lost, the step is retried later."""
+
+
 def _classify(exc: BaseException, doing: str) -> CondorError:
     text = str(exc) or type(exc).__name__
+    if "No space left" in text or "errno=28" in text or "Disk quota" in text:
+        return DiskFull(f"{doing}: this computer's disk is full ({text}); free some space, chtcd retries on its own")
     if "AUTHENTICATE" in text or "authenticat" in text.lower() or "PERMISSION DENIED" in text.upper():
         return AuthRefused(f"{doing}: the access point did not accept the token ({text})")
     return Unreachable(f"{doing}: {text}")
@@ -340,11 +354,16 @@ class AccessPoint:
 
     def _connect(self) -> Any:
         if self._schedd is None:
+            doing = f"finding access point {self.name} through {self.collector_host}"
             try:
                 ad = self._collector().locate(self._h.DaemonType.Schedd, self.name)
+                if ad is None:
+                    raise Unreachable(f"{doing}: the collector does not list it (down, or a misspelt name?)")
+                self._schedd = self._h.Schedd(ad)
+            except CondorError:
+                raise
             except Exception as exc:
-                raise _classify(exc, f"finding access point {self.name} through {self.collector_host}") from None
-            self._schedd = self._h.Schedd(ad)
+                raise _classify(exc, doing) from None
         return self._schedd
 
     @contextlib.contextmanager
@@ -401,6 +420,10 @@ class AccessPoint:
                 result = schedd.submit(description, spool=True)
             except ValueError as exc:
                 raise Refused(f"HTCondor refused the submit file: {exc}") from None
+            except Exception as exc:
+                if _REFUSED_SUBMIT.search(str(exc)):
+                    raise Refused(f"HTCondor refused the submit file: {_first_line(str(exc))}") from None
+                raise
         return Submitted(cluster=result.cluster(), procs=result.num_procs(), handle=result)
 
     def spool(self, submitted: Submitted, cwd: Path) -> None:
@@ -510,7 +533,6 @@ class AccessPoint:
         except Exception as exc:
             raise _classify(exc, "looking for the access point's credd") from None
         return bool(ads)
-
 
 
 def job_id(cluster: int, proc: int) -> str:

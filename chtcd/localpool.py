@@ -614,6 +614,15 @@ def _stop_locked(root: Path) -> None:
 # --- the pool's own tools -------------------------------------------------------------
 
 
+def daemon_off(pool: LocalPool, daemon: str = "schedd") -> None:
+    """Stop one of the pool's daemons (an access point outage, for tests); `daemon_on` brings it back."""
+    _in_root(pool.root, "condor_off", "-daemon", daemon)
+
+
+def daemon_on(pool: LocalPool, daemon: str = "schedd") -> None:
+    _in_root(pool.root, "condor_on", "-daemon", daemon)
+
+
 def issue_token(pool: LocalPool, tag: str, token_dir: os.PathLike | str) -> str:
     """A token for the pool's user under its own identity, ``<user>@<tag>.<uid domain>``.
 

@@ -52,6 +52,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 
 def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
+    """Console at ``level``; the file also keeps debug lines (every tick, every retry), bounded by rotation."""
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -60,9 +61,10 @@ def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
     ]
     root = logging.getLogger()
     root.handlers.clear()
-    root.setLevel(level)
+    root.setLevel(logging.DEBUG)
 
     console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
     console.setFormatter(
         _RedactingFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.dev.ConsoleRenderer(colors=False)],
@@ -76,7 +78,11 @@ def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
         to_file = PrivateRotatingFileHandler(log_file, maxBytes=5 << 20, backupCount=3)
         to_file.setFormatter(
             _RedactingFormatter(
-                processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.JSONRenderer()],
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer(),
+                ],
                 foreign_pre_chain=shared,
             )
         )
@@ -88,7 +94,7 @@ def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    for noisy in ("apscheduler", "watchdog"):
+    for noisy in ("apscheduler", "watchdog", "tzlocal"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -187,13 +187,17 @@ class Pipeline:
                 self._recovered()
                 self._merge(tracked, ads, now)
                 queried = True
+        log.debug("tick", tracked=len(tracked), queried=queried)
         planned = []
         for record in list(self.state.bundles.values()):
             if record.stage in QUERIED_STAGES and not queried:
                 continue
             if record.stage in (Stage.CLAIMED, Stage.DONE):
                 continue
-            planned.append((record, lifecycle.next_step(record, now, self.config.daemon.hold_grace_seconds)))
+            action = lifecycle.next_step(
+                record, now, self.config.daemon.hold_grace_seconds, max(lifecycle.SPOOL_STUCK_SECONDS, 3 * self.config.daemon.tick_seconds)
+            )
+            planned.append((record, action))
         self._retrieve_together(planned)
         for record, action in planned:
             if self.stopping.is_set():
@@ -390,7 +394,7 @@ class Pipeline:
                 return
         elif not self._remove(f"ClusterId == {action.remove_cluster}"):
             return
-        log.info("submitting again: the earlier attempt never got its inputs", bundle=record.name)
+        log.info("submitting again: the earlier attempt never got its inputs", bundle=record.name, cluster=record.cluster)
         record.cluster, record.jobs, record.stage = None, {}, Stage.CLAIMED
         self._submit(record, now)
 
@@ -545,9 +549,12 @@ class Pipeline:
                 f"; fetch a fresh token: ssh NETID@{self.ap.name} condor_token_fetch > "
                 f"{self.config.pool.token_dir}/{self.ap.name.split('.')[0]} && chmod 600 {self.config.pool.token_dir}/*"
             )
-        if message != self._outage:
+        kind = type(exc).__name__
+        if kind != self._outage:
             log.error("access point unreachable; will retry", error=message)
-        self._outage = message
+        else:
+            log.debug("access point still unreachable", attempt=self._failures + 1, error=message)
+        self._outage = kind
         self._calls_allowed = False
         self._failures += 1
         self._skip_ticks = min(2 ** (self._failures - 1), 8) - 1

@@ -204,3 +204,17 @@ def test_on_exit_hold_with_periodic_release_retries_until_it_works(pool, tmp_pat
     assert report["outcome"] == "delivered"
     assert report["jobs"][0]["exit_code"] == 0 and report["jobs"][0]["starts"] == 2
     assert (chtcd.inbox / "retries" / "flaky.out").read_text() == "worked\n"
+
+
+def test_submit_file_the_schedd_client_refuses_comes_back_rejected(chtcd, tmp_path):
+    """An error HTCondor finds only while building the job ad is the bundle's to fix, not an outage to retry."""
+    src = write_bundle(
+        tmp_path,
+        "badargs",
+        {"badargs.sub": 'executable = /bin/sh\ntransfer_executable = false\narguments = -c "sleep 1"\nqueue\n'},
+    )
+    chtcd.drop(src)
+    report = chtcd.wait_delivered("badargs")
+    assert report["outcome"] == "rejected"
+    assert "double-quote" in report["reason"]
+    assert chtcd.proc.poll() is None
