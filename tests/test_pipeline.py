@@ -244,3 +244,22 @@ def test_inbox_not_writable_is_retried_and_delivered_once(env, monkeypatch):
     assert report(layout, "w")["outcome"] == "delivered"
     assert sorted(p.name for p in layout.inbox.iterdir()) == ["w"]
     assert ap.calls.count("retrieve") == 1
+
+
+def test_status_warns_as_finished_outputs_near_the_ten_day_limit(env):
+    from chtcd import status
+
+    pipe, ap, layout = env
+    drop(layout, "near", "queue 2")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0, completed_at=2.0)
+    ap.set_status(cluster, 1, 2)
+    pipe.tick(3.0)
+    rec = next(iter(pipe.state.bundles.values()))
+    assert "warning" not in status.as_table(pipe.state, 3.0)
+    # seven days on: a daemon that was asleep all week has not yet fetched job 0
+    rec.jobs["0"].retrieved = False
+    table = status.as_table(pipe.state, 2.0 + 7 * 86400)
+    assert "warning: finished outputs are dropped by the access point in 3d" in table
+    assert status.bundle_summary(rec, 2.0 + 7 * 86400)["outputs_expire_in_seconds"] == 3 * 86400
