@@ -15,6 +15,13 @@ from chtcd.state import BundleRecord, JobRecord, Stage, State, Store
 NOW = time.time()
 
 
+@pytest.fixture(autouse=True)
+def fresh_now():
+    """Ages are read against the clock when `chtcd status` runs: take NOW per test, not at collection."""
+    global NOW
+    NOW = time.time()
+
+
 @pytest.fixture
 def setup(tmp_path):
     token_dir = tmp_path / "tokens"
@@ -29,7 +36,8 @@ def setup(tmp_path):
     return config, layout, token_dir
 
 
-def running(name: str, held: bool = False, claimed: float = NOW - 600) -> BundleRecord:
+def running(name: str, held: bool = False, claimed: float = None) -> BundleRecord:
+    claimed = NOW - 600 if claimed is None else claimed
     record = BundleRecord(id=f"id-{name}", name=name, stage=Stage.RUNNING, claimed_at=claimed, cluster=42, submit_file=f"{name}.sub")
     record.jobs = {"0": JobRecord(proc=0, status=1), "1": JobRecord(proc=1, status=2), "2": JobRecord(proc=2, status=4, exit_code=0)}
     if held:
