@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import shutil
 import sys
@@ -20,7 +19,6 @@ from typing import List, Optional, Tuple
 from . import __version__
 from . import config as configuration
 from .atomic import free_name
-from .bundle import Rejected, choose_submit_file
 from .layout import Layout
 from .state import StateError, Store
 
@@ -118,6 +116,10 @@ def special_files(source: Path) -> List[Path]:
 
 def submit_folder(source: Path, outbox: Path) -> Path:
     """Copy a folder beside its final place in the outbox, then rename it in: never seen half-copied."""
+    import secrets  # here and below, not at the top: `chtcd status` starts faster without them
+
+    from .bundle import Rejected
+
     special = special_files(source)
     if special:
         raise Rejected(
@@ -132,6 +134,8 @@ def submit_folder(source: Path, outbox: Path) -> Path:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from .bundle import Rejected, choose_submit_file
+
     source = Path(args.dir).expanduser().resolve()
     if not source.is_dir():
         return _fail(f"{args.dir} is not a folder")

@@ -69,7 +69,7 @@ class Refused(CondorError):
     """HTCondor refused what the bundle describes: the bundle's to fix, not ours to retry."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **({"slots": True} if sys.version_info >= (3, 10) else {}))
 class JobAd:
     bundle_id: Optional[str]
     cluster: int
@@ -457,7 +457,7 @@ class AccessPoint:
                 except KeyError:
                     pass
                 key = ad.printOld()  # the shorter print: 20,000 of these are kept
-                job = known.get(key)
+                job = known.pop(key, None)  # popped: last tick's copy of the text is freed as this one is kept
                 if job is None:
                     job = _job_ad(ad)
                 fresh[key] = job

@@ -62,10 +62,11 @@ def counts(jobs: Iterable[JobRecord]) -> Dict[str, int]:
     tally = dict.fromkeys(_PHASES, 0)
     for job in jobs:
         tally[phase(job)] += 1
-    return {p.value: n for p, n in tally.items()}
+    return dict(zip(_PHASE_NAMES, tally.values()))
 
 
 _PHASES = tuple(Phase)
+_PHASE_NAMES = tuple(p.value for p in _PHASES)
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,7 @@ def next_step(record: BundleRecord, now: float, hold_grace: float, spool_stuck: 
     if stage in (Stage.SUBMITTING, Stage.SUBMITTED):
         return _reconcile(record)
     if stage == Stage.RUNNING:
-        present = [j for j in jobs if not j.gone]
-        if present and all(phase(j) == Phase.SPOOLING for j in present):
+        if _all_present_spooling(jobs):
             if record.spooled_at is not None and now - record.spooled_at > spool_stuck:
                 return Resubmit(remove_cluster=record.cluster)
             return Wait()
@@ -163,19 +163,42 @@ def next_step(record: BundleRecord, now: float, hold_grace: float, spool_stuck: 
     return Wait()
 
 
+def _all_present_spooling(jobs: List[JobRecord]) -> bool:
+    """Some job is still in the queue and every one there waits for its inputs (stops at the first that does not)."""
+    present = False
+    for j in jobs:
+        if j.gone:
+            continue
+        if phase(j) != Phase.SPOOLING:
+            return False
+        present = True
+    return present
+
+
 def _running(jobs: List[JobRecord], record: BundleRecord, now: float, hold_grace: float) -> Action:
     if not jobs or (all(j.gone for j in jobs) and not all(j.retrieved for j in jobs)):
         return Vanished(VANISHED_REASON)
-    phases = [(j, phase(j)) for j in jobs]
-    fetch = sorted(j.proc for j, p in phases if p == Phase.DONE and not j.gone and not j.retrieved)
-    if any(p in (Phase.SPOOLING, Phase.IDLE, Phase.RUNNING) for _, p in phases):
+    fetch: List[int] = []
+    held: List[JobRecord] = []
+    done = 0
+    active = False  # spooling, idle or running
+    for j in jobs:  # one pass: a bundle may have 10,000 jobs, looked at every tick
+        p = phase(j)
+        if p is Phase.DONE:
+            done += 1
+            if not j.gone and not j.retrieved:
+                fetch.append(j.proc)
+        elif p is Phase.HELD:
+            held.append(j)
+        elif p is not Phase.REMOVED:
+            active = True
+    fetch.sort()
+    if active:
         old = [proc for proc in fetch if now - (record.jobs[str(proc)].completed_at or now) > EARLY_RETRIEVE_SECONDS]
         return RetrieveEarly([f"{record.cluster}.{proc}" for proc in old]) if old else Wait()
-    held = [j for j, p in phases if p == Phase.HELD]
     if any(now - (j.entered_status_at or now) < hold_grace for j in held):
         return Wait()
     retrieve = [f"{record.cluster}.{proc}" for proc in fetch]
-    done = sum(1 for _, p in phases if p == Phase.DONE)
     if done == len(jobs):
         return Finish(retrieve, "delivered")
     removed = len(jobs) - done - len(held)

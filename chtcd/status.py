@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 from . import heartbeat, lifecycle, report, tokens
 from .heartbeat import Heartbeat
 from .layout import Layout
-from .state import BundleRecord, Stage, State, StateError
+from .state import BundleRecord, Stage, State, StateError, parse
 
 QUERIED = (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING, Stage.DELIVERED, Stage.RELEASED)
 """Stages whose next move waits for the daemon's next tick."""
@@ -29,7 +29,7 @@ def read_state(layout: Layout) -> State:
     problems = []
     for candidate in (layout.state_file, layout.state_file.with_name(layout.state_file.name + ".prev")):
         try:
-            return State.from_json(json.loads(candidate.read_bytes()))
+            return parse(candidate.read_bytes())
         except FileNotFoundError:
             continue
         except (ValueError, KeyError, TypeError, StateError) as exc:

@@ -223,8 +223,9 @@ class FakeAd:
     def __delitem__(self, key: str) -> None:
         del self.attrs[key]
 
-    def printOld(self) -> str:
-        return "".join(f"{k} = {v!r}\n" for k, v in self.attrs.items())
+    def printOld(self) -> str:  # as HTCondor prints it: strings quoted, not escaped
+        shown = {None: "undefined", True: "true", False: "false"}
+        return "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {shown.get(v, v)}\n" for k, v in self.attrs.items())
 
     def printJson(self) -> str:
         import json
@@ -244,6 +245,11 @@ def test_an_unchanged_job_is_not_converted_again(monkeypatch):
         [FakeAd(ClusterId=7, ProcId=0, JobStatus=1, ServerTime=160, ChtcdBundleId="b", HoldReasonCode=None),
          FakeAd(ClusterId=7, ProcId=1, JobStatus=2, ServerTime=160, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2")],
     ]
+    quoting = "on hold\nServerTime = 220\n"  # a value that happens to quote the answer's stamp
+    answers += [
+        [FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=220, ChtcdBundleId="b", HoldReason=quoting)],
+        [FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=280, ChtcdBundleId="b", HoldReason=quoting)],
+    ]
     monkeypatch.setattr(door, "_query", lambda constraint: answers.pop(0))
     first = door.query_client("c")
     second = door.query_client("c")
@@ -251,6 +257,9 @@ def test_an_unchanged_job_is_not_converted_again(monkeypatch):
     assert second[1] is not first[1] and second[1].status == 2
     assert first[0].hold_code is None and first[0].status == 1 and first[0].bundle_id == "b"
     assert first[1].cpu_seconds == 4.5  # 1.5 + the expression, evaluated by HTCondor
+    held = door.query_client("c")
+    assert held[0].hold_reason == quoting and held[0].status == 5
+    assert door.query_client("c")[0] is held[0]
 
 
 # ---- the daemon takes a folder in at once, even mid-intake ------------------------------------
