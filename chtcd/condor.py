@@ -348,6 +348,8 @@ class AccessPoint:
         self._last_client_answer: Dict[str, JobAd] = {}
         self.last_answer_seconds = 0.0
         """How long the schedd took to answer the last query (for the benchmark: a tick's own work excludes it)."""
+        self.last_answer_cpu_seconds = 0.0
+        """This thread's CPU time in the bindings meanwhile, reading the answer into ClassAds."""
 
     def _collector(self) -> Any:
         return self._h.Collector(self.collector_host)
@@ -432,9 +434,10 @@ class AccessPoint:
 
     def _query(self, constraint: str) -> List[Any]:
         with self._call("querying the queue") as schedd:
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.thread_time()
             ads = schedd.query(constraint, projection=PROJECTION)
             self.last_answer_seconds = time.monotonic() - started
+            self.last_answer_cpu_seconds = time.thread_time() - cpu
         return ads
 
     def query(self, constraint: str) -> List[JobAd]:

@@ -126,6 +126,9 @@ class Resubmit:
     remove_cluster: Optional[int]
 
 
+_WAIT = Wait()
+"""The common answer, thousands of times a tick: one immutable instance."""
+
 Action = Union[Wait, RetrieveEarly, Finish, Vanished, Deliver, Release, Forget, Adopt, Resubmit]
 
 VANISHED_REASON = (
@@ -149,7 +152,7 @@ def next_step(record: BundleRecord, now: float, hold_grace: float, spool_stuck: 
         if _all_present_spooling(jobs):
             if record.spooled_at is not None and now - record.spooled_at > spool_stuck:
                 return Resubmit(remove_cluster=record.cluster)
-            return Wait()
+            return _WAIT
         return _running(jobs, record, now, hold_grace)
     if stage == Stage.READY:
         return Deliver()
@@ -160,7 +163,7 @@ def next_step(record: BundleRecord, now: float, hold_grace: float, spool_stuck: 
             return Forget()
         if now - (record.released_at or now) > RELEASE_RETRY_SECONDS:
             return Release()
-    return Wait()
+    return _WAIT
 
 
 def _all_present_spooling(jobs: List[JobRecord]) -> bool:
@@ -195,9 +198,9 @@ def _running(jobs: List[JobRecord], record: BundleRecord, now: float, hold_grace
     fetch.sort()
     if active:
         old = [proc for proc in fetch if now - (record.jobs[str(proc)].completed_at or now) > EARLY_RETRIEVE_SECONDS]
-        return RetrieveEarly([f"{record.cluster}.{proc}" for proc in old]) if old else Wait()
+        return RetrieveEarly([f"{record.cluster}.{proc}" for proc in old]) if old else _WAIT
     if any(now - (j.entered_status_at or now) < hold_grace for j in held):
-        return Wait()
+        return _WAIT
     retrieve = [f"{record.cluster}.{proc}" for proc in fetch]
     if done == len(jobs):
         return Finish(retrieve, "delivered")
