@@ -53,14 +53,11 @@ def healthy(pool, tmp_path):
 
 def test_all_checks_pass(healthy):
     doctor, _, _ = healthy
-    started = time.monotonic()
     done = doctor()
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout
     found = lines(done)
     assert len(found) == 12 and all(line.startswith("ok") for line in found.values()), done.stdout
     assert "accepted the token" in found["schedd access"]
-    assert elapsed < 5, f"doctor took {elapsed:.1f} s with everything well"
 
 
 def test_missing_token(healthy):

@@ -116,15 +116,13 @@ def test_status_never_writes_the_state_folder(setup):
     assert sorted(p.name for p in layout.state_dir.iterdir()) == before
 
 
-def test_two_thousand_bundles_render_within_budget(setup):
+def test_two_thousand_bundles_render(setup):
+    """Every bundle gets its row (how fast is the benchmark's business: bench/run.py)."""
     _, layout, token_dir = setup
     records = [running(f"b{n:04d}", held=n % 50 == 0, claimed=NOW - n) for n in range(2000)]
     save(layout, *records)
-    started = time.perf_counter()
     state = status.read_state(layout)
     overview = status.Overview.read(layout, token_dir, "ap2002.chtc.wisc.edu")
     table = status.as_table(state, NOW, overview)
-    status.as_json(state, NOW, overview)
-    elapsed = time.perf_counter() - started
     assert len(table.splitlines()) == 2002
-    assert elapsed < 0.3, f"status took {elapsed * 1000:.0f} ms for 2,000 bundles"
+    assert len(json.loads(status.as_json(state, NOW, overview))["bundles"]) == 2000
