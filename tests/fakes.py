@@ -101,3 +101,26 @@ class FakeAccessPoint:
 
     def clusters(self) -> List[int]:
         return sorted({k[0] for k in self.jobs})
+
+
+def fake_pipeline(tmp_path: Path, **tables: dict):
+    """A Pipeline over temporary boxes and a FakeAccessPoint; ``tables`` add config tables (e.g. notify)."""
+    from chtcd import config as configuration
+    from chtcd.layout import Layout
+    from chtcd.pipeline import Pipeline
+    from chtcd.state import Store
+
+    cfg = configuration.from_mapping(
+        {
+            "pool": {"collector": "127.0.0.1:1", "access_point": "ap.fake", "token_dir": str(tmp_path / "tokens")},
+            "paths": {"outbox": str(tmp_path / "out"), "inbox": str(tmp_path / "in"), "state_dir": str(tmp_path / "state")},
+            "daemon": {"tick_seconds": 1, "settle_seconds": 0, "hold_grace_seconds": 100},
+            **tables,
+        },
+        None,
+    )
+    layout = Layout.from_config(cfg)
+    layout.create()
+    store = Store(layout.state_file)
+    ap = FakeAccessPoint()
+    return Pipeline(cfg, layout, store, store.load(), ap), ap, layout

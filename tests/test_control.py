@@ -7,31 +7,16 @@ import json
 
 import pytest
 from doubles import recorded, recording_script
-from fakes import FakeAccessPoint
+from fakes import fake_pipeline
 
 from chtcd import config as configuration
 from chtcd import control, notify
-from chtcd.layout import Layout
-from chtcd.pipeline import Pipeline
-from chtcd.state import Stage, Store
+from chtcd.state import Stage
 
 
 @pytest.fixture
 def env(tmp_path):
-    cfg = configuration.from_mapping(
-        {
-            "pool": {"collector": "127.0.0.1:1", "access_point": "ap.fake", "token_dir": str(tmp_path / "tokens")},
-            "paths": {"outbox": str(tmp_path / "out"), "inbox": str(tmp_path / "in"), "state_dir": str(tmp_path / "state")},
-            "daemon": {"tick_seconds": 1, "settle_seconds": 0, "hold_grace_seconds": 100},
-            "notify": {"desktop": True, "on_delivery": f"{tmp_path / 'hook'} --flag"},
-        },
-        None,
-    )
-    layout = Layout.from_config(cfg)
-    layout.create()
-    store = Store(layout.state_file)
-    ap = FakeAccessPoint()
-    return Pipeline(cfg, layout, store, store.load(), ap), ap, layout
+    return fake_pipeline(tmp_path, notify={"desktop": True, "on_delivery": f"{tmp_path / 'hook'} --flag"})
 
 
 def drop(layout, name, queue="queue"):

@@ -4,31 +4,16 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import FakeAccessPoint
+from fakes import fake_pipeline
 
-from chtcd import config as configuration
 from chtcd.layout import Layout
-from chtcd.pipeline import Pipeline
 from chtcd.restore import restore
-from chtcd.state import Stage, Store
+from chtcd.state import Stage
 
 
 @pytest.fixture
 def env(tmp_path):
-    cfg = configuration.from_mapping(
-        {
-            "pool": {"collector": "127.0.0.1:1", "access_point": "ap.fake", "token_dir": str(tmp_path / "tokens")},
-            "paths": {"outbox": str(tmp_path / "out"), "inbox": str(tmp_path / "in"), "state_dir": str(tmp_path / "state")},
-            "daemon": {"tick_seconds": 1, "settle_seconds": 0, "hold_grace_seconds": 100},
-        },
-        None,
-    )
-    layout = Layout.from_config(cfg)
-    layout.create()
-    store = Store(layout.state_file)
-    ap = FakeAccessPoint()
-    pipe = Pipeline(cfg, layout, store, store.load(), ap)
-    return pipe, ap, layout
+    return fake_pipeline(tmp_path)
 
 
 def drop(layout: Layout, name: str, queue: str = "queue") -> Path:

@@ -22,15 +22,13 @@ from types import SimpleNamespace
 from typing import Any, Dict, List, Tuple
 
 import pytest
-from fakes import FakeAccessPoint
+from fakes import fake_pipeline
 from harness import Chtcd, wait_for, write_bundle
 
 from chtcd import condor, localpool
-from chtcd import config as configuration
 from chtcd.daemon import Daemon
 from chtcd.layout import Layout
-from chtcd.pipeline import Pipeline
-from chtcd.state import Stage, Store
+from chtcd.state import Stage
 
 # ---- counting what the schedd received ------------------------------------------------------
 
@@ -140,19 +138,7 @@ def test_one_query_per_tick_for_all_bundles_in_flight(pool, tmp_path):
 
 @pytest.fixture
 def env(tmp_path):
-    cfg = configuration.from_mapping(
-        {
-            "pool": {"collector": "127.0.0.1:1", "access_point": "ap.fake", "token_dir": str(tmp_path / "tokens")},
-            "paths": {"outbox": str(tmp_path / "out"), "inbox": str(tmp_path / "in"), "state_dir": str(tmp_path / "state")},
-            "daemon": {"tick_seconds": 1, "settle_seconds": 0, "hold_grace_seconds": 100},
-        },
-        None,
-    )
-    layout = Layout.from_config(cfg)
-    layout.create()
-    store = Store(layout.state_file)
-    ap = FakeAccessPoint()
-    return Pipeline(cfg, layout, store, store.load(), ap), ap, layout
+    return fake_pipeline(tmp_path)
 
 
 def drop(layout: Layout, name: str) -> None:
