@@ -29,29 +29,19 @@ def example_bundle(name: str = "test") -> Path:
     return Path(str(resources.files("chtcd") / "examples" / name))
 
 
-def _toml_string(value: str) -> str:
-    return json.dumps(value)
-
-
 def write_config(path: Path, pool: localpool.LocalPool, base: Path, tick: float = 2, settle: float = 1) -> Path:
     """A chtcd config for the local pool: short ticks are allowed because its collector is loopback."""
     lines = [
-        "[pool]",
-        f"collector = {_toml_string(pool.collector)}",
-        f"access_point = {_toml_string(pool.access_point)}",
-        f"token_dir = {_toml_string(str(pool.token_dir))}",
+        localpool.env_lines(pool, toml=True),
         "",
         "[paths]",
-        f"outbox = {_toml_string(str(base / 'outbox'))}",
-        f"inbox = {_toml_string(str(base / 'inbox'))}",
-        f"state_dir = {_toml_string(str(base / 'state'))}",
+        f"outbox = {json.dumps(str(base / 'outbox'))}",
+        f"inbox = {json.dumps(str(base / 'inbox'))}",
+        f"state_dir = {json.dumps(str(base / 'state'))}",
         "",
         "[daemon]",
         f"tick_seconds = {tick}",
         f"settle_seconds = {settle}",
-        "",
-        "[submit]",
-        *(f"{key} = {_toml_string(value)}" for key, value in pool.submit_defaults.items()),
     ]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -124,3 +124,18 @@ def fake_pipeline(tmp_path: Path, **tables: dict):
     store = Store(layout.state_file)
     ap = FakeAccessPoint()
     return Pipeline(cfg, layout, store, store.load(), ap), ap, layout
+
+
+def drop(layout, name: str, queue: str = "queue") -> Path:
+    """A minimal bundle straight into the outbox of a fake pipeline."""
+    folder = layout.outbox / name
+    folder.mkdir()
+    (folder / f"{name}.sub").write_text(f"executable = run.sh\n{queue}\n")
+    (folder / "run.sh").write_text("#!/bin/sh\n")
+    return folder
+
+
+def report(layout, name: str) -> dict:
+    import json
+
+    return json.loads((layout.inbox / name / "chtcd-report.json").read_text())

@@ -3,11 +3,10 @@
 The real-pool versions are in test_pool_living.py; these pin the flow's logic fast.
 """
 
-import json
 
 import pytest
 from doubles import recorded, recording_script
-from fakes import fake_pipeline
+from fakes import drop, fake_pipeline, report
 
 from chtcd import config as configuration
 from chtcd import control, notify
@@ -17,18 +16,6 @@ from chtcd.state import Stage
 @pytest.fixture
 def env(tmp_path):
     return fake_pipeline(tmp_path, notify={"desktop": True, "on_delivery": f"{tmp_path / 'hook'} --flag"})
-
-
-def drop(layout, name, queue="queue"):
-    folder = layout.outbox / name
-    folder.mkdir()
-    (folder / f"{name}.sub").write_text(f"executable = run.sh\n{queue}\n")
-    (folder / "run.sh").write_text("#!/bin/sh\n")
-    return folder
-
-
-def report(layout, name):
-    return json.loads((layout.inbox / name / "chtcd-report.json").read_text())
 
 
 def test_paused_intake_claims_nothing_but_tracking_goes_on(env):

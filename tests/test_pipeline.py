@@ -1,12 +1,9 @@
 """The pipeline against the in-memory fake: fast checks of the flow's logic, not of HTCondor."""
 
-import json
-from pathlib import Path
 
 import pytest
-from fakes import fake_pipeline
+from fakes import drop, fake_pipeline, report
 
-from chtcd.layout import Layout
 from chtcd.restore import restore
 from chtcd.state import Stage
 
@@ -14,18 +11,6 @@ from chtcd.state import Stage
 @pytest.fixture
 def env(tmp_path):
     return fake_pipeline(tmp_path)
-
-
-def drop(layout: Layout, name: str, queue: str = "queue") -> Path:
-    folder = layout.outbox / name
-    folder.mkdir()
-    (folder / f"{name}.sub").write_text(f"executable = run.sh\n{queue}\n")
-    (folder / "run.sh").write_text("#!/bin/sh\n")
-    return folder
-
-
-def report(layout, name):
-    return json.loads((layout.inbox / name / "chtcd-report.json").read_text())
 
 
 def test_bundle_goes_out_and_comes_back(env):
