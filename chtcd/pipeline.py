@@ -35,6 +35,9 @@ log = get_logger("chtcd.pipeline")
 KEEP_DONE_SECONDS = 7 * 86400.0
 """Finished bundles stay listed in `status` this long."""
 
+SUBMIT_BATCH = 50
+"""Bundles marked `submitting` by one save: after a crash, at most this many are looked up by id."""
+
 QUERIED_STAGES = (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING, Stage.DELIVERED, Stage.RELEASED)
 
 _ad_fields = operator.attrgetter(
@@ -78,10 +81,10 @@ class Pipeline:
             if ready:
                 self._save()
         claimed = [r for r in self.state.bundles.values() if r.stage == Stage.CLAIMED]
-        for record in claimed:
+        for start in range(0, len(claimed), SUBMIT_BATCH):
             if self.stopping.is_set() or not self._calls_allowed:
                 break
-            self._submit(record, now)
+            self._submit_batch(claimed[start:start + SUBMIT_BATCH], now)
         released = bool(self._releasing)
         self._release_together(now)
         if ready or claimed or released or self.state.paused != was_paused:
@@ -103,10 +106,38 @@ class Pipeline:
         return self.layout.work_bundle(record.id, record.name)
 
     def _submit(self, record: BundleRecord, now: float) -> None:
+        self._submit_batch([record], now)
+
+    def _submit_batch(self, records: List[BundleRecord], now: float) -> None:
+        """Check each bundle, mark the good ones `submitting` in one save, then submit and spool them in turn.
+
+        One save covers the batch because a `submitting` bundle is settled by its
+        id on the next tick whatever happened to it (not on the schedd: submitted
+        again; held for spooling: submitted again; spooled: adopted). A crash
+        leaves at most the batch in doubt, and what was never sent goes back to
+        `claimed`, so an outage costs no lookups.
+        """
+        checked = [(record, found) for record in records for found in [self._check(record, now)] if found is not None]
+        if not checked or not self._ensure_credentials():
+            return
+        for record, found in checked:
+            record.submit_file = found.submit_file.name
+            record.stage = Stage.SUBMITTING
+        self._save()  # commit point: from here each one's submit is in doubt until it returns or is reconciled
+        for n, (record, found) in enumerate(checked):
+            if self.stopping.is_set() or not self._calls_allowed:
+                for unsent, _ in checked[n:]:
+                    unsent.stage = Stage.CLAIMED
+                break
+            self._send(record, found, now)
+
+    def _check(self, record: BundleRecord, now: float) -> Optional[bundles.Bundle]:
+        """The bundle's submit file if it passes every rule; else it goes back to the inbox with the reason."""
         folder = self._folder(record)
         if not folder.is_dir():
             self._lost(record, "its folder was removed from the work area before it was submitted", now)
-            return
+            return None
+        found = None
         try:
             found = bundles.read(folder)
             checks.check_names(folder)
@@ -116,15 +147,15 @@ class Pipeline:
             )
         except bundles.Rejected as exc:
             self._reject(record, str(exc), now)
-            return
+            return None
         except condor.Refused as exc:
-            self._reject(record, bundles.syntax_error(found.text, found.submit_file.name) or str(exc), now)
-            return
-        record.submit_file = found.submit_file.name
-        if not self._ensure_credentials():
-            return
-        record.stage = Stage.SUBMITTING
-        self._save()  # commit point: from here the submit's outcome is unknown until reconciled
+            self._reject(record, (found and bundles.syntax_error(found.text, found.submit_file.name)) or str(exc), now)
+            return None
+        return found
+
+    def _send(self, record: BundleRecord, found: bundles.Bundle, now: float) -> None:
+        """Submit and spool one checked bundle; its record is saved with the batch's next save."""
+        folder = self._folder(record)
         try:
             with self._step("submit"):
                 submitted = self.ap.submit(
@@ -141,10 +172,6 @@ class Pipeline:
         record.submitted_at = now
         record.jobs = {str(p): JobRecord(proc=p, status=5, hold_code=lifecycle.SPOOLING_HOLD_CODE) for p in range(submitted.procs)}
         record.stage = Stage.SUBMITTED
-        # No save of its own here or after the spool: the next bundle's `submitting` save, or intake's last
-        # save, records this one. A crash before that leaves it `submitting`, which the next tick settles
-        # by bundle id as it would `submitted` (held for spooling: submit again; spooled: adopt), so at
-        # most the bundle in hand is ever in doubt, as before, at a third of the writes.
         try:
             with self._step("spool"):
                 self.ap.spool(submitted, folder)

@@ -77,6 +77,22 @@ def test_every_crash_point(pool, tmp_path, capsys):
     assert survived == list(POINTS)
 
 
+def test_crash_in_the_middle_of_a_batch_of_submissions(pool, tmp_path):
+    """Four bundles claimed together are marked in one save; killed at the second submit, each still goes out once."""
+    chtcd = Chtcd(pool, tmp_path / "chtcd", settle=0)
+    names = [f"batch{i}" for i in range(4)]
+    for name in names:
+        chtcd.drop(quick_bundle(tmp_path / "src", name))
+    chtcd.start(crash_at="after-submit:2")
+    assert chtcd.wait_exit(60) == -9, "the daemon never reached its second submit"
+    chtcd.start()
+    try:
+        for name in names:
+            check_once(chtcd, pool, name)
+    finally:
+        assert chtcd.stop() == 0
+
+
 def test_random_kills_leave_nothing_lost_or_twice(pool, tmp_path, capsys):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
