@@ -104,6 +104,29 @@ def test_outage_is_retried_with_backoff_and_nothing_lost(env):
     assert report(layout, "o")["outcome"] == "delivered"
 
 
+def test_outage_in_the_middle_of_a_batch_sends_the_rest_later_once_each(env):
+    pipe, ap, layout = env
+    for name in ("a", "b", "c"):
+        drop(layout, name)
+    submit = ap.submit
+
+    def second_fails(*args, **kwargs):
+        if ap.calls.count("submit") == 1:
+            ap.down = True
+        return submit(*args, **kwargs)
+
+    ap.submit = second_fails
+    pipe.intake(1.0)
+    stages = {r.name: r.stage for r in pipe.state.bundles.values()}
+    assert stages == {"a": Stage.RUNNING, "b": Stage.SUBMITTING, "c": Stage.CLAIMED}
+    assert {r.name: r.stage for r in pipe.store.load().bundles.values()} == stages, "the batch's outcome is on disk"
+    ap.down, ap.submit = False, submit
+    for t in range(2, 12):
+        pipe.tick(float(t))
+    assert sorted(job.ad.bundle_id for job in ap.jobs.values()) == sorted(pipe.state.bundles), "each bundle once"
+    assert {r.stage for r in pipe.state.bundles.values()} == {Stage.RUNNING}
+
+
 def test_crash_after_claim_before_save_is_adopted(env):
     pipe, ap, layout = env
     slot = layout.work_slot("20260101-000000-abcdef")
