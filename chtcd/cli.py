@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,9 +16,7 @@ from typing import List, Optional, Tuple
 
 from . import __version__
 from . import config as configuration
-from .atomic import free_name
 from .layout import Layout
-from .state import StateError, Store
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -34,10 +30,13 @@ def _stop_during_start_up(signum: int, _frame: object) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
     signal.signal(signal.SIGTERM, _stop_during_start_up)
     from . import condor, daemon, log, notify, tokens
     from .pipeline import Pipeline
     from .restore import restore
+    from .state import StateError, Store
 
     config = configuration.load(args.config)
     access_point = config.require_access_point()
@@ -78,13 +77,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from . import status
+    from . import glance, status
 
     config = configuration.load(args.config)
     layout = Layout.from_config(config)
     try:
-        state = status.read_state(layout)
-    except StateError as exc:
+        state = status.read(layout)
+    except glance.Unreadable as exc:
         return _fail(str(exc))
     now = time.time()
     overview = status.Overview.read(layout, config.pool.token_dir, config.pool.access_point)
@@ -117,7 +116,9 @@ def special_files(source: Path) -> List[Path]:
 def submit_folder(source: Path, outbox: Path) -> Path:
     """Copy a folder beside its final place in the outbox, then rename it in: never seen half-copied."""
     import secrets  # here and below, not at the top: `chtcd status` starts faster without them
+    import shutil
 
+    from .atomic import free_name
     from .bundle import Rejected
 
     special = special_files(source)
@@ -224,6 +225,7 @@ def _daemon_note(layout: Layout) -> str:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from . import control, status
+    from .state import StateError
 
     config, layout = _layout(args)
     try:

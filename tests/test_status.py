@@ -2,10 +2,12 @@
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
-from doubles import chtcd, make_jwt
+from doubles import REPO, chtcd, make_jwt
 
 from chtcd import config as configuration
 from chtcd import heartbeat, status
@@ -121,8 +123,73 @@ def test_two_thousand_bundles_render(setup):
     _, layout, token_dir = setup
     records = [running(f"b{n:04d}", held=n % 50 == 0, claimed=NOW - n) for n in range(2000)]
     save(layout, *records)
-    state = status.read_state(layout)
+    state = status.read(layout)
     overview = status.Overview.read(layout, token_dir, "ap2002.chtc.wisc.edu")
     table = status.as_table(state, NOW, overview)
     assert len(table.splitlines()) == 2002
     assert len(json.loads(status.as_json(state, NOW, overview))["bundles"]) == 2000
+    assert table == status.as_table(status.read_state(layout), NOW, overview)  # from the file as from the records
+
+
+def test_table_warns_before_the_access_point_drops_finished_outputs(setup):
+    config, layout, _ = setup
+    record = running("slow")
+    record.jobs["2"].completed_at = NOW - 7 * 86400 - 60  # done a week ago, outputs not fetched yet
+    save(layout, record, running("fresh"))
+    done = chtcd("status", "--config", str(config))
+    slow = next(line for line in done.stdout.splitlines() if line.startswith("slow"))
+    assert "warning: finished outputs are dropped by the access point in 2d" in slow
+    rows = {b["name"]: b for b in json.loads(chtcd("status", "--json", "--config", str(config)).stdout)["bundles"]}
+    assert 2 * 86400 < rows["slow"]["outputs_expire_in_seconds"] < 3 * 86400
+    assert rows["fresh"]["outputs_expire_in_seconds"] is None
+
+
+def test_detail_counts_every_phase_and_the_exit_codes(setup):
+    config, layout, _ = setup
+    record = running("mixed")
+    record.jobs.update({
+        "3": JobRecord(proc=3, status=5, hold_code=16),  # waiting for its inputs: spooling, not held
+        "4": JobRecord(proc=4, status=4, exit_code=3, completed_at=NOW - 60),
+        "5": JobRecord(proc=5, status=4, exit_code=7, completed_at=NOW - 60, retrieved=True),
+        "6": JobRecord(proc=6, status=1, gone=True),
+        "7": JobRecord(proc=7, status=5, hold_code=13, hold_reason="Transfer input files failure"),
+    })
+    save(layout, record)
+    text = chtcd("status", "mixed", "--config", str(config)).stdout
+    assert "jobs:        1 spooling, 1 idle, 1 running, 1 held, 3 done, 1 removed" in text
+    assert "exit codes:  2 job(s) exited non-zero: 3, 7" in text
+    assert "held:        job 42.7 (code 13): Transfer input files failure" in text
+    (row,) = json.loads(chtcd("status", "mixed", "--json", "--config", str(config)).stdout)
+    assert row["jobs"] == {"spooling": 1, "idle": 1, "running": 1, "held": 1, "done": 3, "removed": 1}
+
+
+def test_a_torn_state_file_is_read_from_the_generation_before(setup):
+    config, layout, _ = setup
+    store = Store(layout.state_file)
+    store.save(State(client_id="c", bundles={"id-alpha": running("alpha")}))
+    store.save(State(client_id="c", bundles={"id-alpha": running("alpha"), "id-beta": running("beta")}))
+    layout.state_file.write_text('{"schema": 1, "bund')
+    done = chtcd("status", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == ["alpha"]
+
+
+def test_status_needs_none_of_the_daemons_modules(setup):
+    """Reading a file and printing a table: no HTCondor bindings, scheduler or watcher, nor the daemon's records
+    (only a held job's hint brings those in, with `report`)."""
+    config, layout, _ = setup
+    save(layout, running("alpha"))
+    script = (
+        "import sys, contextlib, io\n"
+        "from chtcd.cli import main\n"
+        "for args in (['status'], ['status', '--json']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"        assert main(args + ['--config', {str(config)!r}]) == 0\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    loaded = set(done.stdout.split())
+    assert "chtcd.status" in loaded, done.stderr
+    heavy = {"htcondor", "htcondor2", "classad", "classad2", "apscheduler", "watchdog", "structlog",
+             "chtcd.condor", "chtcd.pipeline", "chtcd.daemon", "chtcd.state", "chtcd.lifecycle"}
+    assert loaded & heavy == set()

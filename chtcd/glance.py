@@ -1,0 +1,194 @@
+"""The state file at a glance, for `status`: each bundle's own fields and a tally of its jobs, no records built.
+
+`state.parse` builds a record per job, every timestamp a float; with 12,000 jobs
+that was most of what `chtcd status` took, for a table that needs a count per
+phase, the held jobs and the oldest output still to fetch. So this reads the
+JSON itself: a number with a fraction stays text until something uses it (the
+decoder's conversion of 40,000 timestamps and durations is a quarter of its
+time), and importing this module pulls in neither the records' dataclasses nor
+`lifecycle`'s actions. The few facts it shares with those modules (stage
+names, the schema, a job's phase) are held to theirs by tests/test_status_glance.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+
+if TYPE_CHECKING:
+    from .state import BundleRecord, State
+
+SCHEMA_VERSION = 1
+STAGES = frozenset({"claimed", "submitting", "submitted", "running", "ready", "delivered", "released", "done"})
+PHASES = ("spooling", "idle", "running", "held", "done", "removed")
+"""`lifecycle.Phase`'s names in its order: the order of `status --json`'s counts."""
+
+SPOOLING_HOLD_CODE = 16
+_PHASE_BY_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "done", 5: "held", 6: "running", 7: "running"}
+
+
+class Unreadable(Exception):
+    """Neither generation of the state file could be read."""
+
+
+def phase(status: int, gone: bool, hold_code: Optional[int]) -> str:
+    """`lifecycle.phase` of a job with these fields."""
+    if gone and status != 4:
+        return "removed"
+    if status == 5 and hold_code == SPOOLING_HOLD_CODE:
+        return "spooling"
+    return _PHASE_BY_STATUS.get(status, "idle")
+
+
+class Tally:
+    """A bundle's jobs as `status` shows them; bundles whose jobs are alike share one, never changed."""
+
+    __slots__ = ("counts", "held", "oldest_unfetched", "exit_codes")
+
+    def __init__(
+        self,
+        counts: Dict[str, int],
+        held: List[Tuple[int, Optional[int], Optional[str]]],
+        oldest_unfetched: Optional[float],
+        exit_codes: Dict[Any, int],
+    ):
+        self.counts = counts
+        self.held = held
+        """(proc, hold code, reason) of each held job, by proc."""
+        self.oldest_unfetched = oldest_unfetched
+        """When the first job finished whose outputs are still on the access point."""
+        self.exit_codes = exit_codes
+        """How many jobs exited with each code but 0."""
+
+
+_ALIKE: Dict[Tuple[Any, ...], Tally] = {}
+"""Tallies by the kinds of jobs counted: the 2,000 bundles of one job each mostly have the same one."""
+
+
+def tally(jobs: Mapping[str, Mapping[str, Any]]) -> Tally:
+    """The tally of a bundle's jobs as the file holds them: by proc, each job's fields but those at their defaults."""
+    kinds: Dict[Any, int] = {}
+    for job in jobs.values():  # one job in 10,000 is seldom unlike the rest: count the kinds, then look closer
+        if "gone" in job or "hold_code" in job or "exit_code" in job or "retrieved" in job:
+            kind = (
+                job["status"],
+                job.get("gone", False),
+                job.get("hold_code"),
+                job.get("exit_code"),
+                job.get("retrieved", False),
+            )
+        else:  # none of those fields, all at their defaults: most jobs, most of the time
+            kind = job["status"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    alike = tuple(kinds.items())
+    known = _ALIKE.get(alike)
+    if known is not None:
+        return known
+    counts = dict.fromkeys(PHASES, 0)
+    exit_codes: Dict[Any, int] = {}
+    unfetched = False
+    for kind, n in alike:
+        status, gone, hold_code, exit_code, retrieved = kind if kind.__class__ is tuple else (kind, False, None, None, False)
+        counts[phase(status, gone, hold_code)] += n
+        if exit_code not in (None, 0):
+            exit_codes[exit_code] = exit_codes.get(exit_code, 0) + n
+        unfetched = unfetched or (status == 4 and not gone and not retrieved)
+    held = []
+    if counts["held"]:
+        held = sorted(
+            (
+                (j["proc"], j.get("hold_code"), j.get("hold_reason"))
+                for j in jobs.values()
+                if j["status"] == 5 and phase(5, j.get("gone", False), j.get("hold_code")) == "held"
+            ),
+            key=lambda h: h[0],
+        )
+    oldest = None
+    if unfetched:
+        waiting = [
+            _time(j.get("completed_at"))
+            for j in jobs.values()
+            if j["status"] == 4 and not j.get("gone") and not j.get("retrieved")
+        ]
+        oldest = min((t for t in waiting if t), default=None)
+    result = Tally(counts, held, oldest, exit_codes)
+    if not held and not unfetched:  # nothing in it that belongs to these jobs alone
+        _ALIKE[alike] = result
+    return result
+
+
+_LATER_TIMES = ("submitted_at", "finished_at", "delivered_at")
+
+Bundle = Dict[str, Any]
+"""A bundle as the state file holds it, made ready for `status` by `bundle`."""
+
+
+def bundle(data: Dict[str, Any]) -> Bundle:
+    """One bundle of the state file, made ready for `status` in place.
+
+    The timestamps `status` shows become floats, and `jobs` is replaced by their
+    `Tally`; ValueError, KeyError or TypeError if `data` is not a bundle.
+    """
+    if data["stage"] not in STAGES:
+        raise ValueError(f"{data['stage']!r} is not a valid Stage")
+    if "id" not in data or "name" not in data:
+        raise KeyError("a bundle without an id or a name")
+    data["claimed_at"] = float(data["claimed_at"])
+    for key in _LATER_TIMES:
+        value = data.get(key)
+        if value is not None:
+            data[key] = float(value)
+    data["jobs"] = tally(data.get("jobs") or {})
+    return data
+
+
+class Snapshot:
+    """The bundles (see `bundle`) in the state file's order, and whether intake is paused."""
+
+    __slots__ = ("paused", "bundles")
+
+    def __init__(self, paused: bool, bundles: List[Bundle]):
+        self.paused = paused
+        self.bundles = bundles
+
+    @classmethod
+    def of(cls, state: "State") -> "Snapshot":
+        return cls(state.paused, [of_record(r) for r in state.bundles.values()])
+
+
+def of_record(record: "BundleRecord") -> Bundle:
+    return bundle(record.to_json())
+
+
+def _time(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def parse(raw: bytes) -> Snapshot:
+    """A state file's bytes, read as `state.parse` would accept them (ValueError, KeyError, TypeError if not)."""
+    data = json.loads(raw, parse_float=str)
+    if not isinstance(data, dict):
+        raise TypeError("the state is not a JSON object")
+    schema = data.get("schema")
+    if schema != SCHEMA_VERSION:
+        raise ValueError(f"state schema {schema!r} is not one this chtcd reads ({SCHEMA_VERSION})")
+    if "client_id" not in data:
+        raise KeyError("client_id")
+    by_id = {b["id"]: b for b in data.get("bundles", [])}  # a repeated id: the last one, as the daemon sees it
+    return Snapshot(bool(data.get("paused", False)), [bundle(b) for b in by_id.values()])
+
+
+def read(state_file: Path) -> Snapshot:
+    """The state as last saved (or the generation before, if the last is torn); never written."""
+    problems = []
+    for candidate in (state_file, state_file.with_name(state_file.name + ".prev")):
+        try:
+            return parse(candidate.read_bytes())
+        except FileNotFoundError:
+            continue
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{candidate.name}: {exc}")
+    if problems:
+        raise Unreadable(f"cannot read the state in {state_file.parent} ({'; '.join(problems)})")
+    return Snapshot(False, [])
