@@ -379,10 +379,8 @@ def spooled(observer: condor.AccessPoint, constraint: str, expected: int) -> boo
 
 
 def quiet(observer: condor.AccessPoint) -> None:
-    """No job running, completed or being removed: the previous loop's jobs, and the daemon's release of them,
-    must not load the schedd while the next loop is timed."""
-    wait_for(lambda: not observer.query("JobStatus == 2 || JobStatus == 3 || JobStatus == 4 || JobStatus == 6"), 300,
-             "the pool to be quiet", 0.5)
+    """No job running or being removed: the previous loop's jobs must not load the schedd while the next one is timed."""
+    wait_for(lambda: not observer.query("JobStatus == 2 || JobStatus == 3 || JobStatus == 6"), 300, "the pool to be quiet", 0.5)
 
 
 # ---- (a) idle ----------------------------------------------------------------------------------
@@ -502,6 +500,11 @@ def flow(daemon: Daemon, pool: localpool.LocalPool, observer: condor.AccessPoint
     floor_tokens = work / "floor-tokens"
     localpool.issue_token(pool, "bench-floor-" + secrets.token_hex(3), floor_tokens)
     door = condor.AccessPoint(pool.collector, pool.access_point, floor_tokens)
+    def settled(names: List[str]) -> bool:
+        """Every bundle released and its jobs gone from the queue."""
+        stages = {b["name"]: b["stage"] for b in daemon.state()["bundles"]}
+        return all(stages.get(n) == "done" for n in names)
+
     for r in (1, 2, 3):
         names = [f"c{r}-{i:02d}" for i in range(SMALL)]
         all_names += names
@@ -519,6 +522,7 @@ def flow(daemon: Daemon, pool: localpool.LocalPool, observer: condor.AccessPoint
             f"({floor_total:.2f} s); chtcd last spool returned {returned:.2f} s (all spooled {total:.2f} s)")
         rounds.append((loop, base_total, floor_loop, floor_total, returned, total))
         wait_for(lambda: all(n in daemon.watcher.arrived for n in names), 300, "the bundles in the inbox", 0.2)
+        wait_for(lambda: settled(names), 180, "the round's jobs to be released", 0.5)  # no release work in the next round
     best = [min(r[i] for r in rounds) for i in range(6)]  # each figure's best round
     ratio = best[4] / best[0]
     table.add("submission", f"{SMALL} bundles renamed into the outbox -> the last spool call returned (best of 3)", "",
@@ -531,12 +535,7 @@ def flow(daemon: Daemon, pool: localpool.LocalPool, observer: condor.AccessPoint
     table.add("submission", f"floor: one process calling the bindings' submit + spool over the same {SMALL}", "",
               f"{best[2]:.2f} s (all out of the hold at {best[3]:.2f} s): {best[2] / best[0]:.2f} of the condor_submit loop", None)
 
-    # every bundle released and gone: then the polling window closes
-    def settled() -> bool:
-        stages = {b["name"]: b["stage"] for b in daemon.state()["bundles"]}
-        return all(stages.get(n) == "done" for n in all_names)
-
-    wait_for(settled, 180, "the bundles' jobs to leave the queue", 0.5)
+    wait_for(lambda: settled(all_names), 180, "the bundles' jobs to leave the queue", 0.5)  # then the polling window closes
     daemon.wait_ticks(1, 3 * TICK)
     events = daemon.watcher.events[poll_events:]
     commands = schedlog.commands(poll_start, schedlog.mark(), daemon.identity)
