@@ -150,11 +150,13 @@ def _malloc_trim() -> Any:
 _trim = _malloc_trim() if sys.platform.startswith("linux") else None
 
 
-def _give_back_memory() -> None:
-    """Hand the freed memory of a large answer back to the system (glibc keeps it otherwise).
+def give_back_memory() -> None:
+    """Hand freed memory back to the system (glibc keeps it otherwise): once, at the end of a tick.
 
-    The ClassAds of a 20,000-job answer take some 30 MB; freed, glibc would
-    keep them as the daemon's resident memory until the next tick needs them.
+    The ClassAds of a 20,000-job answer take some 30 MB, and a save's file a
+    few more; freed, glibc would keep them as the daemon's resident memory
+    until the next tick needs them. Trimmed only at the end, what the answer
+    freed is first reused by the rest of the tick instead of asked for anew.
     """
     if _trim is not None:
         _trim(0)
@@ -182,7 +184,7 @@ def _evaluated(ad: Any, key: str) -> Any:
 def _number(value: Any, kind: type = int) -> Any:
     if type(value) is bool or not isinstance(value, (int, float)):
         return None
-    return kind(value)
+    return kind(value) or (0.0 if kind is float else 0)  # one zero for every idle job's times, not a float each
 
 
 def _text(value: Any) -> Optional[str]:
@@ -193,38 +195,54 @@ def _bundle_id(value: Any) -> Optional[str]:
     return sys.intern(value) if type(value) is str else None  # one string for all the jobs of a bundle
 
 
-def _job_ad(ad: Any, text: Optional[str] = None) -> JobAd:
+def _print_key(text: str) -> int:
+    """A printed ad as a 128-bit number: Python's str hash (SipHash, keyed at random per process) of two texts.
+
+    Two ads that print differently share a number with a chance of about
+    2**-128, at under half the cost of a hashlib digest; keeping the texts
+    instead would cost 350 bytes a job between ticks.
+    """
+    return hash(text) + (hash(text + "\n") << 64)
+
+
+def _job_ad(ad: Any, text: Optional[str] = None, seen: Optional[Dict[Any, Any]] = None) -> JobAd:
     """A JobAd from a job's ClassAd, printed as JSON: one call into the bindings instead of two per attribute.
 
     Literals come as they are, undefined as null; an expression comes as
-    "/Expr(...)/", and only then is HTCondor asked to evaluate it.
+    "/Expr(...)/", and only then is HTCondor asked to evaluate it. With
+    `seen`, the values many jobs of one answer share (their cluster, the
+    second they entered their status, a hold reason) are one object each.
     """
     values = json.loads(text if text is not None else ad.printJson())
     for key, value in values.items():
         if type(value) is str and value.startswith("/Expr("):
             values[key] = _evaluated(ad, key)
     get = values.get
+
+    def alike(key: str, value: Any) -> Any:
+        return value if seen is None or value is None else seen.setdefault((key, value), value)
+
     user = _number(get("RemoteUserCpu"), float)
     system = _number(get("RemoteSysCpu"), float)
     by_signal = get("ExitBySignal") is True
     return JobAd(
         bundle_id=_bundle_id(get(BUNDLE_ATTR)),
-        cluster=_number(get("ClusterId")),
+        cluster=alike("ClusterId", _number(get("ClusterId"))),
         proc=_number(get("ProcId")),
         status=_number(get("JobStatus")),
-        entered_status_at=_number(get("EnteredCurrentStatus"), float),
+        entered_status_at=alike("EnteredCurrentStatus", _number(get("EnteredCurrentStatus"), float)),
         hold_code=_number(get("HoldReasonCode")),
         hold_subcode=_number(get("HoldReasonSubCode")),
-        hold_reason=_text(get("HoldReason")),
+        hold_reason=alike("HoldReason", _text(get("HoldReason"))),
         exit_code=None if by_signal else _number(get("ExitCode")),
         exit_signal=_number(get("ExitSignal")) if by_signal else None,
-        completed_at=_number(get("CompletionDate"), float) or None,
+        completed_at=alike("CompletionDate", _number(get("CompletionDate"), float) or None),
         starts=_number(get("NumJobStarts")),
         wall_seconds=_number(get("RemoteWallClockTime"), float),
-        cpu_seconds=None if user is None and system is None else (user or 0.0) + (system or 0.0),
+        cpu_seconds=None if user is None and system is None else ((user or 0.0) + (system or 0.0)) or 0.0,
         memory_mb=_number(get("MemoryUsage")),
         disk_kb=_number(get("DiskUsage")),
-        stage_out_at=_number(get("StageOutFinish"), float) or None,
+        stage_out_at=alike("StageOutFinish", _number(get("StageOutFinish"), float) or None),
     )
 
 
@@ -448,26 +466,29 @@ class AccessPoint:
 
         Most jobs look the same from one tick to the next: a job whose ad
         prints exactly as last time gets last time's JobAd back (the same
-        object), so most of the answer costs one call into the bindings per job.
+        object), so most of the answer costs one call into the bindings per
+        job. Between ticks a number per job (`_print_key`) is all that is
+        kept to know them by, not the printed ads.
         """
         with _no_cycle_collection():
             ads = self._query(f'{CLIENT_ATTR} == "{client_id}"')
             known, fresh = self._last_client_answer, {}
             jobs = []
+            seen: Dict[Any, Any] = {}
             for ad in ads:
                 try:
                     del ad["ServerTime"]  # the schedd stamps every answer with its clock
                 except KeyError:
                     pass
-                key = ad.printOld()  # the shorter print: 20,000 of these are kept
-                job = known.pop(key, None)  # popped: last tick's copy of the text is freed as this one is kept
+                text = ad.printJson()
+                key = _print_key(text)
+                job = known.pop(key, None)
                 if job is None:
-                    job = _job_ad(ad)
+                    job = _job_ad(ad, text, seen)
                 fresh[key] = job
                 jobs.append(job)
             del ads
         self._last_client_answer = fresh
-        _give_back_memory()
         return jobs
 
     def history(self, constraint: str, limit: int = -1) -> List[JobAd]:

@@ -7,15 +7,17 @@ generation kept beside it, so a torn or corrupted file never loses the queue.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import operator
 import os
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import atomic
 
@@ -40,7 +42,7 @@ class Stage(str, Enum):
 
 
 _SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
-"""20,000 job records: without a __dict__ each, a few megabytes less."""
+"""20,000 job records and 2,000 bundle records: without a __dict__ each, a few megabytes less."""
 
 
 @dataclass(**_SLOTS)
@@ -65,7 +67,7 @@ class JobRecord:
     retrieved: bool = False  # outputs already fetched (early, ahead of the 10-day limit)
 
 
-@dataclass
+@dataclass(**_SLOTS)
 class BundleRecord:
     id: str
     name: str
@@ -103,7 +105,9 @@ class BundleRecord:
 
 
 _STAGES = {stage.value: stage for stage in Stage}
-_BUNDLE_FIELDS = frozenset(f.name for f in fields(BundleRecord))
+_BUNDLE_FIELD_NAMES = tuple(f.name for f in fields(BundleRecord))
+_BUNDLE_FIELDS = frozenset(_BUNDLE_FIELD_NAMES)
+_bundle_values = operator.attrgetter(*_BUNDLE_FIELD_NAMES)
 _JOB_FIELD_NAMES = tuple(f.name for f in fields(JobRecord))
 _JOB_FIELDS = frozenset(_JOB_FIELD_NAMES)
 _job_values = operator.attrgetter(*_JOB_FIELD_NAMES)
@@ -119,15 +123,19 @@ def _job_from_json(data: Dict[str, Any]) -> JobRecord:
 
 
 def _job_json(job: JobRecord) -> Dict[str, Any]:
+    return _job_dict(_job_values(job))
+
+
+def _job_dict(values: tuple) -> Dict[str, Any]:
     """A job's fields, leaving out those still at their default (None, False): a job is mostly empty.
 
     Reading fills them back in from the dataclass defaults, so the file's schema is unchanged.
     """
-    return {k: v for k, v in zip(_JOB_FIELD_NAMES, _job_values(job)) if _JOB_DEFAULTS.get(k, _KEEP) is not v}
+    return {k: v for k, v in zip(_JOB_FIELD_NAMES, values) if _JOB_DEFAULTS.get(k, _KEEP) is not v}
 
 
 def _head_json(record: BundleRecord) -> Dict[str, Any]:
-    data = {k: v for k, v in record.__dict__.items() if k != "jobs"}
+    data = {k: v for k, v in zip(_BUNDLE_FIELD_NAMES, _bundle_values(record)) if k != "jobs"}
     data["stage"] = record.stage.value
     return data
 
@@ -275,7 +283,9 @@ class _Encoder:
     jobs tracked, milliseconds instead of most of a second; and when nothing
     changed at all, `encode` says so (None) without building the file. The
     cache is keyed by content, so a record changed in place is always seen.
-    Each job's text is kept once; the file itself is built only to be written.
+    Each bundle's jobs are kept as the bytes they make in the file, with each
+    job's length in them, and a changed job is spliced in: one object per
+    bundle, not one per job; the file is one join of those, made once.
     """
 
     def __init__(self) -> None:
@@ -296,34 +306,77 @@ class _Encoder:
         if not changed and order == self._order and top == self._top:
             return None
         self._order, self._top = order, top
-        bundles = ",".join([e.head[:-1] + ',"jobs":{' + ",".join(e.texts) + "}}" for e in fresh.values()])
-        return (top[:-1] + ',"bundles":[' + bundles + "]}\n").encode()
+        parts = [top[:-1].encode() + b',"bundles":[']
+        for n, e in enumerate(fresh.values()):
+            parts += (b"," if n else b"", e.head[:-1], b',"jobs":{', e.jobs, b"}}")
+        parts.append(b"]}\n")
+        return b"".join(parts)
 
 
-@dataclass
+@dataclass(**_SLOTS)
 class _Encoded:
     head_values: tuple
-    head: str
+    head: bytes
     keys: List[str]
-    values: List[tuple]
-    texts: List[str]
+    values: tuple  # every job's field values one after the other: a tuple per job would cost 40% more
+    jobs: bytes  # every job's `"key":{...}`, comma-separated, as in the file (ASCII: a character is a byte)
+    sizes: "array[int]"  # each job's length in `jobs`
+
+
+def _rows(values: tuple) -> Iterator[tuple]:
+    """`_Encoded.values` job by job."""
+    return zip(*[iter(values)] * len(_JOB_FIELD_NAMES))
+
+
+def _job_text(key: str, values: tuple) -> bytes:
+    return (_dumps(key) + ":" + _dumps(_job_dict(values))).encode()
 
 
 def _encode_bundle(record: BundleRecord, cached: Optional[_Encoded]) -> _Encoded:
     """The bundle's cached encoding itself when nothing in it changed, else a new one reusing what it can."""
-    head_values = tuple(record.__dict__.values())  # `jobs` too: the same dict object compares equal at once
-    values = list(map(_job_values, record.jobs.values()))
+    head_values = _bundle_values(record)  # `jobs` too: the same dict object compares equal at once
     keys = list(record.jobs)
-    same_jobs = cached is not None and values == cached.values and keys == cached.keys
-    if cached is not None and same_jobs and cached.head_values == head_values:
+    if cached is None or keys != cached.keys:
+        rows = list(map(_job_values, record.jobs.values()))
+        jobs, sizes = _rebuild(cached, keys, rows)
+    elif any(map(operator.ne, map(_job_values, record.jobs.values()), _rows(cached.values))):
+        rows = list(map(_job_values, record.jobs.values()))
+        jobs, sizes = _splice(cached, keys, rows)
+    elif cached.head_values == head_values:
         return cached
-    head = cached.head if cached is not None and cached.head_values == head_values else _dumps(_head_json(record))
-    if same_jobs:
-        texts = cached.texts  # type: ignore[union-attr]
     else:
-        known = dict(zip(cached.keys, zip(cached.values, cached.texts))) if cached is not None else {}
-        texts = []
-        for key, job_values, job in zip(keys, values, record.jobs.values()):
-            hit = known.get(key)
-            texts.append(hit[1] if hit is not None and hit[0] == job_values else _dumps(key) + ":" + _dumps(_job_json(job)))
-    return _Encoded(head_values, head, keys, values, texts)
+        return _Encoded(head_values, _dumps(_head_json(record)).encode(), cached.keys, cached.values, cached.jobs, cached.sizes)
+    head = cached.head if cached is not None and cached.head_values == head_values else _dumps(_head_json(record)).encode()
+    return _Encoded(head_values, head, keys, tuple(itertools.chain.from_iterable(rows)), jobs, sizes)
+
+
+def _splice(cached: _Encoded, keys: List[str], rows: List[tuple]) -> Tuple[bytes, "array[int]"]:
+    """The same jobs as last time, some changed: their new texts between slices of the old text."""
+    ends = list(itertools.accumulate(cached.sizes))
+    sizes = array("I", cached.sizes)
+    old = memoryview(cached.jobs)
+    pieces: List[Any] = []
+    at = 0
+    for i in itertools.compress(itertools.count(), map(operator.ne, rows, _rows(cached.values))):
+        start = (ends[i - 1] if i else 0) + i  # a comma after each job before it
+        text = _job_text(keys[i], rows[i])
+        pieces += (old[at:start], text)
+        at = start + sizes[i]
+        sizes[i] = len(text)
+    pieces.append(old[at:])
+    return b"".join(pieces), sizes
+
+
+def _rebuild(cached: Optional[_Encoded], keys: List[str], rows: List[tuple]) -> Tuple[bytes, "array[int]"]:
+    """Jobs added or removed (a new bundle, a resubmission): each job's text anew unless its key and values are as last time."""
+    known: Dict[str, Tuple[tuple, bytes]] = {}
+    if cached is not None:
+        at = 0
+        for key, old, size in zip(cached.keys, _rows(cached.values), cached.sizes):
+            known[key] = (old, cached.jobs[at : at + size])
+            at += size + 1
+    texts = []
+    for key, job_values in zip(keys, rows):
+        hit = known.get(key)
+        texts.append(hit[1] if hit is not None and hit[0] == job_values else _job_text(key, job_values))
+    return b",".join(texts), array("I", map(len, texts))

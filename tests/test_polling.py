@@ -201,17 +201,13 @@ def test_a_tick_that_changes_nothing_does_not_write_the_state(env):
 
 
 class FakeAd:
-    """What `query_client` and `_job_ad` ask of a ClassAd: deleting ServerTime, its two printed forms, eval."""
+    """What `query_client` and `_job_ad` ask of a ClassAd: deleting ServerTime, its JSON print, eval."""
 
     def __init__(self, **attrs: Any):
         self.attrs = attrs
 
     def __delitem__(self, key: str) -> None:
         del self.attrs[key]
-
-    def printOld(self) -> str:  # as HTCondor prints it: strings quoted, not escaped
-        shown = {None: "undefined", True: "true", False: "false"}
-        return "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {shown.get(v, v)}\n" for k, v in self.attrs.items())
 
     def printJson(self) -> str:
         import json

@@ -92,3 +92,21 @@ def test_a_failed_write_is_written_again_next_time(tmp_path, monkeypatch):
             store.save(state)
     assert store.save(state), "the change that never reached the disk must be saved now"
     assert on_disk(store) == state.to_json()
+
+
+def test_several_jobs_of_a_large_bundle_changed_at_once(tmp_path):
+    """First, last and scattered jobs of a bundle changed between two saves, in place or replaced, their texts longer or shorter."""
+    store = Store(tmp_path / "state.json")
+    state = state_with(3, 200)
+    store.save(state)
+    rng = random.Random(7)
+    for step in range(20):
+        jobs = state.bundles[f"b{step % 3}"].jobs
+        keys = list(jobs)
+        for key in {keys[0], keys[-1], *rng.sample(keys, 5)}:
+            if rng.random() < 0.5:
+                jobs[key].wall_seconds = float(step)
+            else:
+                jobs[key] = dataclasses.replace(jobs[key], status=5, hold_reason="held " * rng.randrange(1, 9))
+        assert store.save(state)
+        assert on_disk(store) == state.to_json()
