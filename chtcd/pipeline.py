@@ -216,15 +216,14 @@ class Pipeline:
                 queried = True
         log.debug("tick", tracked=len(tracked), queried=queried)
         planned = []
+        grace = self.config.daemon.hold_grace_seconds
+        stuck = max(lifecycle.SPOOL_STUCK_SECONDS, 3 * self.config.daemon.tick_seconds)
         for record in list(self.state.bundles.values()):
             if record.stage in QUERIED_STAGES and not queried:
                 continue
             if record.stage in (Stage.CLAIMED, Stage.DONE):
                 continue
-            action = lifecycle.next_step(
-                record, now, self.config.daemon.hold_grace_seconds, max(lifecycle.SPOOL_STUCK_SECONDS, 3 * self.config.daemon.tick_seconds)
-            )
-            planned.append((record, action))
+            planned.append((record, lifecycle.next_step(record, now, grace, stuck)))
         self._retrieve_together(planned)
         for record, action in planned:
             if self.stopping.is_set():
@@ -233,13 +232,25 @@ class Pipeline:
         self._release_together(now)
         self._prune(now)
         self._save()
+        condor.give_back_memory()
 
     def _merge(self, tracked: List[BundleRecord], ads: List[condor.JobAd], now: float) -> None:
+        """The answer into the records: only bundles whose jobs look different from last tick are gone through.
+
+        A bundle whose answer is as last tick keeps last tick's entry in
+        `_merged`: nothing made anew outlives the tick, so Python's cycle
+        collector has no reason to walk the whole state again.
+        """
         merged: Dict[str, Any] = {}
-        by_bundle: Dict[str, List[condor.JobAd]] = {}
+        by_bundle: Dict[Optional[str], List[condor.JobAd]] = {}
         for ad in ads:
-            if ad.bundle_id:
-                by_bundle.setdefault(ad.bundle_id, []).append(ad)
+            group = by_bundle.get(ad.bundle_id)
+            if group is None:
+                by_bundle[ad.bundle_id] = [ad]
+            else:
+                group.append(ad)
+        by_bundle.pop(None, None)
+        by_bundle.pop("", None)
         self._strays([ad for bid, group in by_bundle.items() if bid not in self.state.bundles for ad in group])
         for record in tracked:
             mine = by_bundle.get(record.id, [])
@@ -247,9 +258,10 @@ class Pipeline:
                 record.cluster = max(ad.cluster for ad in mine)
             mine = [ad for ad in mine if ad.cluster == record.cluster]
             last = self._merged.get(record.id)
-            merged[record.id] = (record, record.jobs, mine)
             if last is not None and last[0] is record and last[1] is record.jobs and last[2] == mine:
+                merged[record.id] = last
                 continue  # the same answer for this bundle as last tick (the door hands back the same JobAds)
+            merged[record.id] = (record, record.jobs, mine)
             seen = set()
             for ad in mine:
                 key = str(ad.proc)
