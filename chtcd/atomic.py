@@ -51,11 +51,13 @@ def free_name(directory: Path, name: str) -> Path:
     return candidate
 
 
-def move_dir(src: Path, dst: Path) -> None:
+def move_dir(src: Path, dst: Path, sync: bool = True) -> None:
     """Move a folder with one rename; across filesystems, copy aside and rename in.
 
     The destination must not exist. Either way the folder appears at ``dst``
-    whole or not at all.
+    whole or not at all. With ``sync=False`` a rename is left for the caller
+    to make durable (`fsync_dir` of both parents): one journal commit can then
+    cover many moves instead of two each.
     """
     try:
         os.rename(src, dst)
@@ -71,6 +73,7 @@ def move_dir(src: Path, dst: Path) -> None:
         fsync_dir(dst.parent)
         shutil.rmtree(src)
         return
-    fsync_dir(dst.parent)
-    if src.parent != dst.parent:
-        fsync_dir(src.parent)
+    if sync:
+        fsync_dir(dst.parent)
+        if src.parent != dst.parent:
+            fsync_dir(src.parent)

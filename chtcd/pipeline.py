@@ -27,7 +27,7 @@ from .config import Config
 from .layout import Layout
 from .lifecycle import Phase
 from .log import get as get_logger
-from .outbox import Outbox, claim, new_bundle_id
+from .outbox import Outbox, claim, new_bundle_id, sync_claims
 from .state import BundleRecord, JobRecord, Stage, State, Store
 
 log = get_logger("chtcd.pipeline")
@@ -76,8 +76,9 @@ class Pipeline:
         ready: List[str] = []
         if not self.state.paused:
             ready, next_check = self.outbox.ready(now)
-            for name in ready:
-                self._claim(name, now)
+            slots = [slot for slot in (self._claim(name, now) for name in ready) if slot is not None]
+            if slots:
+                sync_claims(self.layout.outbox, slots)
             if ready:
                 self._save()
         claimed = [r for r in self.state.bundles.values() if r.stage == Stage.CLAIMED]
@@ -91,16 +92,19 @@ class Pipeline:
             self._save()  # (an intake that found nothing to do has nothing to save: a tick's saves its own)
         return next_check
 
-    def _claim(self, name: str, now: float) -> None:
+    def _claim(self, name: str, now: float) -> Optional[Path]:
+        """The claimed bundle's slot in the work area; made durable with the intake's other claims."""
         bundle_id = new_bundle_id(now)
+        slot = self.layout.work_slot(bundle_id)
         try:
             with self._step("claim"):
-                claim(self.layout.outbox, name, self.layout.work_slot(bundle_id))  # commit point: claimed
+                claim(self.layout.outbox, name, slot, sync=False)  # commit point: claimed
         except OSError as exc:
             log.warning("could not claim bundle", bundle=name, error=str(exc))
-            return
+            return None
         self.state.bundles[bundle_id] = BundleRecord(id=bundle_id, name=name, stage=Stage.CLAIMED, claimed_at=now)
         log.info("claimed bundle", bundle=name, id=bundle_id)
+        return slot
 
     def _folder(self, record: BundleRecord) -> Path:
         return self.layout.work_bundle(record.id, record.name)
