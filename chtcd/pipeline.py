@@ -121,7 +121,11 @@ class Pipeline:
         leaves at most the batch in doubt, and what was never sent goes back to
         `claimed`, so an outage costs no lookups.
         """
-        checked = [(record, found) for record in records for found in [self._check(record, now)] if found is not None]
+        checked = []
+        for record in records:
+            found = self._check(record, now)
+            if found is not None:
+                checked.append((record, found))
         if not checked or not self._ensure_credentials():
             return
         for record, found in checked:

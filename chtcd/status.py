@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import glance, heartbeat, tokens
 from .glance import Bundle, Snapshot
@@ -20,7 +20,7 @@ from .heartbeat import Heartbeat
 from .layout import Layout
 
 if TYPE_CHECKING:
-    from .state import BundleRecord, State
+    from .state import State
 
 QUERIED = frozenset({"submitting", "submitted", "running", "delivered", "released"})
 """Stages whose next move waits for the daemon's next tick."""
@@ -49,13 +49,6 @@ def read_state(layout: Layout) -> "State":
         raise StateError(f"cannot read the state in {layout.state_dir} ({'; '.join(problems)})")
     return State(client_id="")
 
-
-def _snapshot(state: Union[Snapshot, "State"]) -> Snapshot:
-    return state if isinstance(state, Snapshot) else Snapshot.of(state)
-
-
-def _bundle(record: Union[Bundle, "BundleRecord"]) -> Bundle:
-    return record if isinstance(record, dict) else glance.of_record(record)
 
 
 @dataclass(frozen=True)
@@ -128,8 +121,7 @@ def _holds(bundle: Bundle) -> List[Dict[str, Any]]:
     ]
 
 
-def bundle_summary(record: Union[Bundle, "BundleRecord"], now: float) -> Dict[str, Any]:
-    bundle = _bundle(record)
+def bundle_summary(bundle: Bundle, now: float) -> Dict[str, Any]:
     return {
         "name": bundle["name"],
         "id": bundle["id"],
@@ -164,11 +156,11 @@ def _ordered(state: Snapshot) -> List[Bundle]:
     return sorted(state.bundles, key=lambda b: b["claimed_at"])
 
 
-def summaries(state: Union[Snapshot, "State"], now: float) -> List[Dict[str, Any]]:
-    return [bundle_summary(b, now) for b in _ordered(_snapshot(state))]
+def summaries(state: Snapshot, now: float) -> List[Dict[str, Any]]:
+    return [bundle_summary(b, now) for b in _ordered(state)]
 
 
-def as_json(state: Union[Snapshot, "State"], now: float, overview: Optional[Overview] = None) -> str:
+def as_json(state: Snapshot, now: float, overview: Optional[Overview] = None) -> str:
     data: Dict[str, Any] = {"paused": state.paused, "bundles": summaries(state, now)}
     if overview is not None:
         data.update(overview.to_json(now))
@@ -203,9 +195,9 @@ def _note(bundle: Bundle, expires: Optional[float]) -> str:
     return bundle.get("inbox_path") or ""
 
 
-def one_line(state: Union[Snapshot, "State"], now: float, overview: Optional[Overview] = None) -> str:
+def one_line(state: Snapshot, now: float, overview: Optional[Overview] = None) -> str:
     """Nothing in flight: what came back lately, and whether the daemon is there to take more."""
-    back = [b for b in _snapshot(state).bundles if b.get("delivered_at") is not None]
+    back = [b for b in state.bundles if b.get("delivered_at") is not None]
     if back:
         latest = max(back, key=lambda b: b["delivered_at"] or 0.0)
         what = (
@@ -217,8 +209,7 @@ def one_line(state: Union[Snapshot, "State"], now: float, overview: Optional[Ove
     return what + (f"; {overview.line(now)}" if overview is not None else "")
 
 
-def as_table(state: Union[Snapshot, "State"], now: float, overview: Optional[Overview] = None) -> str:
-    state = _snapshot(state)
+def as_table(state: Snapshot, now: float, overview: Optional[Overview] = None) -> str:
     bundles = _ordered(state)
     if not any(b["stage"] != "done" for b in bundles):
         return one_line(state, now, overview)
@@ -246,15 +237,14 @@ def _when(ts: Optional[float], now: float) -> Optional[str]:
     return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ts))} ({_age(now - ts)} ago)"
 
 
-def matching(state: Union[Snapshot, "State"], name: str) -> List[Bundle]:
+def matching(state: Snapshot, name: str) -> List[Bundle]:
     """Bundles by folder name or bundle id, newest first."""
-    found = [b for b in _snapshot(state).bundles if b["name"] == name or b["id"] == name]
+    found = [b for b in state.bundles if b["name"] == name or b["id"] == name]
     return sorted(found, key=lambda b: b["claimed_at"], reverse=True)
 
 
-def detail(record: Union[Bundle, "BundleRecord"], now: float, overview: Optional[Overview] = None) -> str:
+def detail(b: Bundle, now: float, overview: Optional[Overview] = None) -> str:
     """One bundle in full: every date, the tally, and each held job with its reason and a hint."""
-    b = _bundle(record)
     row = bundle_summary(b, now)
     j = row["jobs"]
     outcome, reason, cluster = b.get("outcome"), b.get("reason"), b.get("cluster")

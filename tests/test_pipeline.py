@@ -240,7 +240,7 @@ def test_inbox_not_writable_is_retried_and_delivered_once(env, monkeypatch):
 
 
 def test_status_warns_as_finished_outputs_near_the_ten_day_limit(env):
-    from chtcd import status
+    from chtcd import glance, status
 
     pipe, ap, layout = env
     drop(layout, "near", "queue 2")
@@ -250,9 +250,9 @@ def test_status_warns_as_finished_outputs_near_the_ten_day_limit(env):
     ap.set_status(cluster, 1, 2)
     pipe.tick(3.0)
     rec = next(iter(pipe.state.bundles.values()))
-    assert "warning" not in status.as_table(pipe.state, 3.0)
+    assert "warning" not in status.as_table(glance.Snapshot.of(pipe.state), 3.0)
     # seven days on: a daemon that was asleep all week has not yet fetched job 0
     rec.jobs["0"].retrieved = False
-    table = status.as_table(pipe.state, 2.0 + 7 * 86400)
+    table = status.as_table(glance.Snapshot.of(pipe.state), 2.0 + 7 * 86400)
     assert "warning: finished outputs are dropped by the access point in 3d" in table
-    assert status.bundle_summary(rec, 2.0 + 7 * 86400)["outputs_expire_in_seconds"] == 3 * 86400
+    assert status.bundle_summary(glance.of_record(rec), 2.0 + 7 * 86400)["outputs_expire_in_seconds"] == 3 * 86400

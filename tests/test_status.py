@@ -10,7 +10,7 @@ import pytest
 from doubles import REPO, chtcd, make_jwt
 
 from chtcd import config as configuration
-from chtcd import heartbeat, status
+from chtcd import glance, heartbeat, status
 from chtcd.layout import Layout
 from chtcd.state import BundleRecord, JobRecord, Stage, State, Store
 
@@ -128,7 +128,7 @@ def test_two_thousand_bundles_render(setup):
     table = status.as_table(state, NOW, overview)
     assert len(table.splitlines()) == 2002
     assert len(json.loads(status.as_json(state, NOW, overview))["bundles"]) == 2000
-    assert table == status.as_table(status.read_state(layout), NOW, overview)  # from the file as from the records
+    assert table == status.as_table(glance.Snapshot.of(status.read_state(layout)), NOW, overview)  # from the file as from the records
 
 
 def test_table_warns_before_the_access_point_drops_finished_outputs(setup):
