@@ -167,7 +167,9 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_signal)
         cfg = self.pipeline.config
         observer = Observer()
-        observer.schedule(_OutboxEvents(self), str(self.pipeline.layout.outbox), recursive=True)
+        # Not recursive: an event per folder arriving is all the intake needs (a folder still being copied is
+        # looked at again when its settle window ends), and no watch is kept on each folder claimed out.
+        observer.schedule(_OutboxEvents(self), str(self.pipeline.layout.outbox), recursive=False)
         observer.schedule(_RequestEvents(self), str(self.pipeline.layout.requests), recursive=False)
         self._beat(None, time.time())
         observer.start()

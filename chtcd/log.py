@@ -50,6 +50,12 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
         return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private)
 
+    def shouldRollover(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        """By the size written so far: the stock check formats every line twice (once to measure it) and stats the file."""
+        if self.stream is None:
+            self.stream = self._open()
+        return 0 < self.maxBytes <= self.stream.tell()
+
 
 def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
     """Console at ``level``; the file also keeps debug lines (every tick, every retry), bounded by rotation."""

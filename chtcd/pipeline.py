@@ -207,9 +207,10 @@ class Pipeline:
 
     # ---- the tick -------------------------------------------------------------------
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> Optional[float]:
+        """The tick's intake, one query, then what each bundle needs; returns when to look at the outbox again."""
         self._open_tick()
-        self.intake(now)
+        next_check = self.intake(now)
         tracked = [r for r in self.state.bundles.values() if r.stage in QUERIED_STAGES]
         queried = False
         if tracked and self._may_call_schedd():
@@ -241,6 +242,7 @@ class Pipeline:
         self._prune(now)
         self._save()
         condor.give_back_memory()
+        return next_check
 
     def _merge(self, tracked: List[BundleRecord], ads: List[condor.JobAd], now: float) -> None:
         """The answer into the records: only bundles whose jobs look different from last tick are gone through.

@@ -1,5 +1,6 @@
 """The pipeline against the in-memory fake: fast checks of the flow's logic, not of HTCondor."""
 
+import time
 
 import pytest
 from fakes import drop, fake_pipeline, report
@@ -31,6 +32,19 @@ def test_bundle_goes_out_and_comes_back(env):
     assert ap.clusters() == []
     pipe.tick(4.0)
     assert pipe.state.bundles[next(iter(pipe.state.bundles))].stage == Stage.DONE
+
+
+def test_a_folder_still_being_written_is_looked_at_again_when_it_settles(tmp_path):
+    """The tick's intake says when to look again: the outbox is watched without recursion, so no event
+    from inside the folder would wake the daemon before the next tick."""
+    pipe, ap, layout = fake_pipeline(tmp_path, daemon={"tick_seconds": 60, "settle_seconds": 5, "hold_grace_seconds": 100})
+    now = time.time()
+    drop(layout, "copying")  # its files were written just now
+    again = pipe.tick(now)
+    assert again is not None and now < again <= now + 5
+    assert (layout.outbox / "copying").is_dir() and "submit" not in ap.calls
+    assert pipe.tick(again) is None
+    assert not (layout.outbox / "copying").exists() and "submit" in ap.calls
 
 
 def test_one_query_per_tick_for_all_bundles(env):
