@@ -262,7 +262,7 @@ def syntax_error(text: str, name: str) -> Optional[str]:
 
 def read(folder: Path) -> Bundle:
     submit_file = choose_submit_file(folder)
-    if not _inside(submit_file, folder):
+    if submit_file.is_symlink() and not _inside(submit_file, folder):  # a plain file of the folder is inside it
         raise Rejected(
             f"{submit_file.name} is a symbolic link to {os.path.realpath(submit_file)}, outside the bundle; "
             "copy the real submit file into the bundle"

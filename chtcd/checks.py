@@ -126,7 +126,7 @@ def _split_list(value: str) -> List[str]:
     return [p.strip() for p in value.strip().strip('"').split(",") if p.strip()]
 
 
-def _inside(path: Path, root: Path) -> bool:
+def _inside(path: "os.PathLike[str] | str", root: "Path | str") -> bool:
     real = os.path.realpath(path)
     return real == str(root) or real.startswith(str(root) + os.sep)
 
@@ -176,37 +176,58 @@ class _Bundle:
         return f"{self.name} line {number}: {written}" if number else f"{self.name}: {written}"
 
 
-def check_names(folder: Path) -> None:
-    """A folder name HTCondor can carry in its paths; no symbolic link out of the bundle; only files and folders."""
-    root = Path(os.path.realpath(folder))
+def check_names(folder: Path, root: Optional[str] = None) -> None:
+    """A folder name HTCondor can carry in its paths; no symbolic link out of the bundle; only files and folders.
+
+    ``root`` is the folder's real path, when the caller has resolved it already.
+    """
+    root = root or os.path.realpath(folder)
     if UNSAFE_NAME.search(folder.name) or folder.name.startswith("-"):
         raise Rejected(f"the folder name {folder.name!r} has characters HTCondor cannot carry; rename it with letters, digits, . _ -")
 
-    def unreadable(error: OSError) -> None:
-        raise Rejected(f"chtcd could not read {error.filename} in the bundle ({error.strerror}); fix its permissions")
+    def unreadable(error: OSError) -> Rejected:
+        return Rejected(f"chtcd could not read {error.filename} in the bundle ({error.strerror}); fix its permissions")
 
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            rel = path.relative_to(folder)
+    pending = [os.fspath(folder)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as found:
+                entries = list(found)
+        except OSError as error:
+            raise unreadable(error) from None
+        for entry in entries:
             try:
-                mode = path.lstat().st_mode
+                if entry.is_symlink():
+                    if not _inside(entry.path, root):
+                        raise Rejected(
+                            f"{os.path.relpath(entry.path, folder)} is a symbolic link to {os.readlink(entry.path)}, "
+                            "outside the bundle; copy the real file or folder into the bundle instead"
+                        )
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                    continue
+                if entry.is_file(follow_symlinks=False):
+                    continue
+                mode = entry.stat(follow_symlinks=False).st_mode
             except OSError as error:
-                unreadable(error)
-            if stat.S_ISLNK(mode):
-                if not _inside(path, root):
-                    raise Rejected(
-                        f"{rel} is a symbolic link to {os.readlink(path)}, outside the bundle; "
-                        "copy the real file or folder into the bundle instead"
-                    )
-            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
-                raise Rejected(f"{rel} is {kind}, which HTCondor cannot send and reading it could hang; remove it from the bundle")
+                raise unreadable(error) from None
+            kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
+            raise Rejected(
+                f"{os.path.relpath(entry.path, folder)} is {kind}, which HTCondor cannot send and reading it could hang; "
+                "remove it from the bundle"
+            )
 
 
-def check(description: Description, folder: Path, text: str, submit_name: str, max_upload_bytes: int) -> int:
-    """Raise Rejected naming the line and the rule; return the bytes the bundle would upload."""
-    b = _Bundle(folder=folder, root=Path(os.path.realpath(folder)), text=text, name=submit_name)
+def check(
+    description: Description, folder: Path, text: str, submit_name: str, max_upload_bytes: int, root: Optional[str] = None
+) -> int:
+    """Raise Rejected naming the line and the rule; return the bytes the bundle would upload.
+
+    ``root`` is the folder's real path, when the caller has resolved it already.
+    """
+    root = root or os.path.realpath(folder)
+    b = _Bundle(folder=folder, root=Path(root), text=text, name=submit_name, real_dirs={str(folder): root})
     for key in description.commands:
         attr = key[3:]
         if key.startswith("my.") and (attr in RESERVED_ATTRIBUTES or attr.startswith("submit_")):

@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import structlog
 
+from . import logview
+
 _TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 REDACTED = "[token redacted]"
 
@@ -26,6 +28,10 @@ def _redact_event(_logger: Any, _name: str, event: dict) -> dict:
         if isinstance(value, str):
             event[key] = redact(value)
     return event
+
+
+def _readable(_logger: Any, _name: str, event: dict) -> str:
+    return logview.line_of(event)
 
 
 class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
@@ -58,7 +64,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 
 def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
-    """Console at ``level``; the file also keeps debug lines (every tick, every retry), bounded by rotation."""
+    """Console at ``level``, in the lines `chtcd logs` shows; the file also keeps debug lines (every tick, every retry), bounded by rotation."""
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -73,7 +79,11 @@ def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
     console.setLevel(level)
     console.setFormatter(
         _RedactingFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.dev.ConsoleRenderer(colors=False)],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _readable,
+            ],
             foreign_pre_chain=shared,
         )
     )

@@ -12,7 +12,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Deque, Iterable, List, Optional
+from typing import Any, Callable, Deque, Iterable, List, Mapping, Optional
 
 SKIP = ("event", "level", "timestamp", "logger")
 FOLLOW_POLL_SECONDS = 0.5
@@ -26,6 +26,11 @@ def readable(line: str) -> str:
         return line.rstrip("\n")
     if not isinstance(event, dict):
         return line.rstrip("\n")
+    return line_of(event)
+
+
+def line_of(event: Mapping[str, Any]) -> str:
+    """One event as a readable line: what `chtcd logs` shows, and what the daemon writes to stderr."""
     stamp = str(event.get("timestamp", "")).replace("T", " ")[:19]
     level = str(event.get("level", ""))
     extras = []

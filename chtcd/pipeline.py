@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import operator
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -147,11 +148,12 @@ class Pipeline:
             return None
         found = None
         try:
+            root = os.path.realpath(folder)  # resolved once for all the checks: each resolution walks the whole path
             found = bundles.read(folder)
-            checks.check_names(folder)
+            checks.check_names(folder, root)
             description = condor.describe(found.text, folder, checks.FILE_COMMANDS)
             checks.check(
-                description, folder, found.text, found.submit_file.name, int(self.config.limits.max_upload_mb * 1e6)
+                description, folder, found.text, found.submit_file.name, int(self.config.limits.max_upload_mb * 1e6), root
             )
         except bundles.Rejected as exc:
             self._reject(record, str(exc), now)
