@@ -80,8 +80,8 @@ class Pipeline:
             slots = [slot for slot in (self._claim(name, now) for name in ready) if slot is not None]
             if slots:
                 sync_claims(self.layout.outbox, slots)
-            if ready:
-                self._save()
+            # No save here: the batch's save below records them (or the one at the end, when nothing is sent).
+            # A crash before either leaves unrecorded claims, which start-up adopts (restore.py).
         claimed = [r for r in self.state.bundles.values() if r.stage == Stage.CLAIMED]
         for start in range(0, len(claimed), SUBMIT_BATCH):
             if self.stopping.is_set() or not self._calls_allowed:
