@@ -126,7 +126,7 @@ def _split_list(value: str) -> List[str]:
     return [p.strip() for p in value.strip().strip('"').split(",") if p.strip()]
 
 
-def _inside(path: "os.PathLike[str] | str", root: "Path | str") -> bool:
+def _inside(path: os.PathLike[str] | str, root: Path | str) -> bool:
     real = os.path.realpath(path)
     return real == str(root) or real.startswith(str(root) + os.sep)
 
