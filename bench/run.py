@@ -15,7 +15,7 @@ in turn:
               -spool` over the same 40 bundles (a shell loop, run in the
               pool's root as the pool's user), and against this process
               calling the bindings' submit and spool in a loop (the floor);
-              best of five rounds;
+              five rounds, the median of their ratios;
   polling     QUERY_JOB_ADS commands from the daemon against the ticks it ran
               with something in flight, and the other commands it sent;
   delivery    for each bundle, its folder's arrival in the inbox against its
@@ -76,7 +76,8 @@ SETTLE = 5.0
 IDLE_SECONDS = 60.0
 SMALL = 40
 ROUNDS = 5
-"""Submission rounds; each side's best is taken: this machine's speed drifts by up to 2x within seconds."""
+"""Submission rounds. Each compares chtcd with the loop run seconds before it: this machine's speed drifts by
+up to 2x from one minute to the next, so each side's best round may come from different moments."""
 BIG = 10_000
 ONES = 2_000
 EXTRA = 8_000
@@ -536,22 +537,24 @@ def flow(daemon: Daemon, pool: localpool.LocalPool, observer: condor.AccessPoint
         wait_for(lambda: all(n in daemon.watcher.arrived for n in names), 300, "the bundles in the inbox", 0.2)
         wait_for(lambda: settled(names), 180, "the round's jobs to be released", 0.5)  # no release work in the next round
     best = [min(r[i] for r in rounds) for i in range(6)]  # each figure's best round
-    ratio = best[4] / best[0]
+
+    def by_round(values: List[float]) -> str:
+        return f"{', '.join(f'{x:.2f}' for x in values)} (median {statistics.median(values):.2f})"
+
+    paired = [r[4] / r[0] for r in rounds]
+    ratio = statistics.median(paired)
     table.add("submission", f"{SMALL} bundles renamed into the outbox -> the last spool call returned (best of {ROUNDS})", "",
               f"{best[4]:.2f} s (all out of the spooling hold at {best[5]:.2f} s)", None)
     table.add("submission", f"a shell loop of `condor_submit -spool` over the same {SMALL}, each returning once its spool is done (best of {ROUNDS})", "",
               f"{best[0]:.2f} s (all out of the spooling hold at {best[1]:.2f} s)", None)
-    table.add("submission", "chtcd / `condor_submit -spool` loop, both until the schedd holds every input", "<= 0.5", f"{ratio:.2f}", ratio <= 0.5)
+    table.add("submission", "chtcd / the `condor_submit -spool` loop of the same round, both until the schedd holds every input; "
+              "the median of the rounds is the figure", "<= 0.5", by_round(paired), ratio <= 0.5)
+    table.add("submission", "the same with each side's best round instead", "", f"{best[4] / best[0]:.2f}", None)
     table.add("submission", "the same, both until the schedd lists every job out of its spooling hold (+1 s for everyone: see below)", "",
-              f"{best[5] / best[1]:.2f}", None)
-    table.add("submission", f"floor: one process calling the bindings' submit + spool over the same {SMALL}", "",
-              f"{best[2]:.2f} s (all out of the hold at {best[3]:.2f} s): {best[2] / best[0]:.2f} of the condor_submit loop", None)
-    def by_round(values: List[float]) -> str:
-        return f"{', '.join(f'{x:.2f}' for x in values)} (median {statistics.median(values):.2f})"
-
-    table.add("submission", "round by round: chtcd / the `condor_submit -spool` loop of the same round", "",
-              by_round([r[4] / r[0] for r in rounds]), None)
-    table.add("submission", "round by round: the floor / that loop (above 0.5, no client of the bindings meets the target)", "",
+              f"{statistics.median(r[5] / r[1] for r in rounds):.2f}", None)
+    table.add("submission", f"floor: one process calling the bindings' submit + spool over the same {SMALL} (best of {ROUNDS})", "",
+              f"{best[2]:.2f} s (all out of the hold at {best[3]:.2f} s)", None)
+    table.add("submission", "the floor / the loop of the same round (above 0.5, no client of the bindings meets the target)", "",
               by_round([r[2] / r[0] for r in rounds]), None)
     above = statistics.median((r[4] - r[2]) / SMALL for r in rounds)
     table.add("submission", "chtcd above the floor a bundle (noticing, claiming, checking, recording), median of the rounds", "",
@@ -810,6 +813,11 @@ How to read it:
   within the timestamp granularity of its spooled files (HTCondor's
   `condor_schedd.V6/schedd.cpp`, `spoolJobFilesReaper`). That second is
   shown beside each figure and in its own ratio row, not in the target's.
+  Each round runs the loop, then the floor, then chtcd, seconds apart; the
+  figure is the median of the rounds' chtcd/loop ratios, because this
+  machine's speed drifts by up to 2x from one minute to the next (the same
+  40 bindings calls took 0.41 s and 1.1 s a few minutes apart), and each
+  side's best round, also shown, may come from different moments.
   The "floor" row is this process calling the bindings' submit and spool
   through `chtcd.condor` and nothing else, for scale: the schedd serves one
   submission at a time, so neither chtcd nor a second client process can go
