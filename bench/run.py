@@ -753,12 +753,12 @@ def measure_here(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
     as_installed = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     for args, label, target in ((["status"], "`chtcd status`", True), (["status", "--json"], "`chtcd status --json`", False)):
         runs, cpus = [], []
-        subprocess.run([sys.executable, "-m", "chtcd", *args, "--config", str(daemon.config)], cwd=REPO, env=as_installed,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # compiles, as pip install would
+        argv = [sys.executable, "-m", "chtcd", *args, "--config", str(daemon.config)]
+        quietly = dict(cwd=REPO, env=as_installed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(argv, **quietly)  # compiles, as pip install would
         for _ in range(5):
             t, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-            subprocess.run([sys.executable, "-m", "chtcd", *args, "--config", str(daemon.config)], cwd=REPO, env=as_installed,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            subprocess.run(argv, **quietly)
             runs.append(time.perf_counter() - t)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
 
 if TYPE_CHECKING:
     from .state import BundleRecord, State
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 STAGES = frozenset({"claimed", "submitting", "submitted", "running", "ready", "delivered", "released", "done"})
@@ -179,16 +181,25 @@ def parse(raw: bytes) -> Snapshot:
     return Snapshot(bool(data.get("paused", False)), [bundle(b) for b in by_id.values()])
 
 
-def read(state_file: Path) -> Snapshot:
-    """The state as last saved (or the generation before, if the last is torn); never written."""
+def newest(state_file: Path, parse: Callable[[bytes], T], errors: Tuple[Type[Exception], ...]) -> Optional[T]:
+    """The state file parsed, or its previous generation if the last is torn; None when neither exists.
+
+    Unreadable, naming each generation's problem, when one exists and neither parses.
+    """
     problems = []
     for candidate in (state_file, state_file.with_name(state_file.name + ".prev")):
         try:
             return parse(candidate.read_bytes())
         except FileNotFoundError:
             continue
-        except (ValueError, KeyError, TypeError) as exc:
+        except errors as exc:
             problems.append(f"{candidate.name}: {exc}")
     if problems:
         raise Unreadable(f"cannot read the state in {state_file.parent} ({'; '.join(problems)})")
-    return Snapshot(False, [])
+    return None
+
+
+def read(state_file: Path) -> Snapshot:
+    """The state as last saved (or the generation before, if the last is torn); never written."""
+    found = newest(state_file, parse, (ValueError, KeyError, TypeError))
+    return Snapshot(False, []) if found is None else found

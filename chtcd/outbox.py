@@ -105,14 +105,14 @@ def new_bundle_id(now: float) -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(3)
 
 
-def claim(outbox: Path, name: str, slot: Path, sync: bool = True) -> Path:
+def claim(outbox: Path, name: str, slot: Path) -> Path:
     """Move ``outbox/name`` into ``slot/name``; the rename is the commit point of the claim.
 
-    With ``sync=False`` the caller makes the claims durable together (`sync_claims`).
+    The caller makes an intake's claims durable together (`sync_claims`) before any record of them.
     """
     slot.mkdir(mode=0o700)
     target = slot / name
-    atomic.move_dir(outbox / name, target, sync=sync)
+    atomic.move_dir(outbox / name, target, sync=False)
     return target
 
 

@@ -99,7 +99,7 @@ class Pipeline:
         slot = self.layout.work_slot(bundle_id)
         try:
             with self._step("claim"):
-                claim(self.layout.outbox, name, slot, sync=False)  # commit point: claimed
+                claim(self.layout.outbox, name, slot)  # commit point: claimed
         except OSError as exc:
             log.warning("could not claim bundle", bundle=name, error=str(exc))
             return None

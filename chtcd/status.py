@@ -37,18 +37,11 @@ def read_state(layout: Layout) -> "State":
     """As `read`, but as the daemon's records, for the commands that act on them (StateError if unreadable)."""
     from .state import State, StateError, parse
 
-    problems = []
-    for candidate in (layout.state_file, layout.state_file.with_name(layout.state_file.name + ".prev")):
-        try:
-            return parse(candidate.read_bytes())
-        except FileNotFoundError:
-            continue
-        except (ValueError, KeyError, TypeError, StateError) as exc:
-            problems.append(f"{candidate.name}: {exc}")
-    if problems:
-        raise StateError(f"cannot read the state in {layout.state_dir} ({'; '.join(problems)})")
-    return State(client_id="")
-
+    try:
+        found = glance.newest(layout.state_file, parse, (ValueError, KeyError, TypeError, StateError))
+    except glance.Unreadable as exc:
+        raise StateError(str(exc)) from None
+    return State(client_id="") if found is None else found
 
 
 @dataclass(frozen=True)
