@@ -58,7 +58,7 @@ class CondorError(Exception):
 
 
 class Unreachable(CondorError):
-    """The collector or schedd did not answer: try again on a later tick."""
+    """chtcd cannot talk to the access point at all (locate, connect, authenticate, query): an outage."""
 
 
 class AuthRefused(Unreachable):
@@ -67,6 +67,25 @@ class AuthRefused(Unreachable):
 
 class Refused(CondorError):
     """HTCondor refused what the bundle describes: the bundle's to fix, not ours to retry."""
+
+
+class BundleFault(CondorError):
+    """A call about one bundle's jobs failed while the access point answered: that bundle's trouble alone.
+
+    Retried on the bundle's own budget; the other bundles go on.
+    """
+
+
+class LocalFault(BundleFault):
+    """This computer could not read or write the bundle's files (disk full, read-only, permission)."""
+
+    def __init__(self, message: str, errno: Optional[int] = None):
+        super().__init__(message)
+        self.errno = errno
+
+
+class DiskFull(LocalFault):
+    """This computer's disk filled up mid-transfer: nothing is lost, the step is retried when there is room."""
 
 
 @dataclass(frozen=True, **({"slots": True} if sys.version_info >= (3, 10) else {}))
@@ -254,16 +273,68 @@ def _first_line(text: str) -> str:
     return text.replace("errmsg=", "").strip().splitlines()[0] if text.strip() else text
 
 
-class DiskFull(Unreachable):
-    """This computer's disk filled up mid-transfer: nothing is lost, the step is retried later."""
+_AUTH = re.compile(r"\bAUTHENTICATE:\d+:|\bSECMAN:20(?:08|09|10):|Failed to authenticate")
+"""HTCondor's error-stack ids for a refused identity (condor_error_codes.h: AUTHENTICATE_ERR_*,
+SECMAN_ERR_AUTHENTICATION_FAILED, _CLIENT_AUTH_FAILED, _AUTHORIZATION_FAILED)."""
+
+_NO_CONNECTION = re.compile(
+    r"\bCEDAR:6001:|::\w+:6001:|\bSECMAN:20(?:03|07):|Failed to connect\b|Failed communication with collector"
+)
+"""No conversation with the daemon at all: CEDAR_ERR_CONNECT_FAILED (6001), SECMAN_ERR_CONNECT_FAILED (2003),
+SECMAN_ERR_COMMUNICATIONS_ERROR (2007), and the bindings' own words for a failed connect."""
+
+_TRANSFER_SIDE = re.compile(r"target job [\d.]+: (?P<side>TOOL|SCHEDD) at ")
+"""A file transfer names the side that failed first: TOOL is this computer, SCHEDD the access point."""
+
+_ERRNO = re.compile(r"\(errno (?P<errno>\d+)\)|errno=(?P<errno2>\d+)")
+
+_DISK_FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+
+
+def classify(text: str) -> str:
+    """What failed, from the ids and error numbers HTCondor puts in its message (never from its wording alone).
+
+    ``auth``: the token was refused; ``unreachable``: no connection; ``local``:
+    this computer's side of a file transfer failed; ``remote``: the access
+    point answered, and its side of the transfer failed; ``unknown``: nothing
+    in the text says which (the door then asks the schedd whether it answers).
+    """
+    if _AUTH.search(text):
+        return "auth"
+    side = _TRANSFER_SIDE.search(text)
+    if side is not None:
+        return "local" if side.group("side") == "TOOL" else "remote"
+    if _NO_CONNECTION.search(text):
+        return "unreachable"
+    return "unknown"
+
+
+def errno_of(text: str) -> Optional[int]:
+    found = _ERRNO.search(text)
+    if found is None:
+        return None
+    return int(found.group("errno") or found.group("errno2"))
+
+
+def local_fault(message: str, errno: Optional[int]) -> LocalFault:
+    """A fault of this computer's, with what to do about it in the user's words."""
+    if errno in _DISK_FULL_ERRNOS:
+        return DiskFull(f"{message}; this computer's disk is full: free some space, chtcd retries on its own", errno)
+    if errno in (1, 13, 30):  # EPERM, EACCES, EROFS
+        return LocalFault(f"{message}; chtcd may not write there: make the folder writable for chtcd's user", errno)
+    if errno == 2:
+        return LocalFault(f"{message}; a file of the bundle is missing on this computer", errno)
+    return LocalFault(message, errno)
 
 
 def _classify(exc: BaseException, doing: str) -> CondorError:
+    """The error of a call that is not about particular jobs: anything but a local fault is an outage."""
     text = str(exc) or type(exc).__name__
-    if "No space left" in text or "errno=28" in text or "Disk quota" in text:
-        return DiskFull(f"{doing}: this computer's disk is full ({text}); free some space, chtcd retries on its own")
-    if "AUTHENTICATE" in text or "authenticat" in text.lower() or "PERMISSION DENIED" in text.upper():
+    kind = classify(text)
+    if kind == "auth":
         return AuthRefused(f"{doing}: the access point did not accept the token ({text})")
+    if kind == "local":
+        return local_fault(f"{doing}: {text}", errno_of(text))
     return Unreachable(f"{doing}: {text}")
 
 
@@ -388,12 +459,42 @@ class AccessPoint:
 
     @contextlib.contextmanager
     def _call(self, doing: str) -> Iterator[Any]:
+        """A call whose failure means the access point cannot be used: the tick's query, the credd."""
         schedd = self._connect()
         try:
             yield schedd
         except CondorError:
             raise
         except Exception as exc:
+            self._schedd = None
+            raise _classify(exc, doing) from None
+
+    @contextlib.contextmanager
+    def _job_call(self, doing: str) -> Iterator[Any]:
+        """A call about particular jobs: its failure is their bundle's, unless the access point stopped answering.
+
+        When HTCondor's message carries no id that says which, the schedd is
+        asked for nothing: if that fails too, it is an outage.
+        """
+        schedd = self._connect()
+        try:
+            yield schedd
+        except CondorError:
+            raise
+        except Exception as exc:
+            text = str(exc) or type(exc).__name__
+            kind = classify(text)
+            if kind == "unknown":
+                try:
+                    self.ping()
+                except Unreachable:
+                    self._schedd = None
+                    raise
+                kind = "remote"
+            if kind == "remote":
+                raise BundleFault(f"{doing}: the access point answered with an error: {text}") from None
+            if kind == "local":
+                raise local_fault(f"{doing}: {text}", errno_of(text)) from None
             self._schedd = None
             raise _classify(exc, doing) from None
 
@@ -435,7 +536,7 @@ class AccessPoint:
         description["initialdir"] = str(folder / own) if own else str(folder)
         for key, value in stamps.items():
             description[key] = value
-        with self._call("submitting") as schedd, _working_dir(folder):
+        with self._job_call("submitting") as schedd, _working_dir(folder):
             try:
                 result = schedd.submit(description, spool=True)
             except ValueError as exc:
@@ -447,7 +548,7 @@ class AccessPoint:
         return Submitted(cluster=result.cluster(), procs=result.num_procs(), handle=result)
 
     def spool(self, submitted: Submitted, cwd: Path) -> None:
-        with self._call(f"spooling the inputs of cluster {submitted.cluster}") as schedd, _working_dir(cwd):
+        with self._job_call(f"spooling the inputs of cluster {submitted.cluster}") as schedd, _working_dir(cwd):
             schedd.spool(submitted.handle)
 
     def _query(self, constraint: str) -> List[Any]:
@@ -492,36 +593,45 @@ class AccessPoint:
         return jobs
 
     def history(self, constraint: str, limit: int = -1) -> List[JobAd]:
-        with self._call("reading the schedd's history") as schedd:
+        with self._job_call("reading the schedd's history") as schedd:
             ads = schedd.history(constraint, projection=PROJECTION, match=limit)
         return [_job_ad(ad) for ad in ads]
 
     def retrieve(self, job_ids: Sequence[str]) -> None:
         """Download outputs into each job's submit folder; returns nothing, so callers verify."""
-        with self._call(f"retrieving outputs of {', '.join(job_ids)}") as schedd:
+        with self._job_call(f"retrieving outputs of {_job_list(job_ids)}") as schedd:
             schedd.retrieve(list(job_ids))
 
-    def release(self, clusters: Union[int, Sequence[int]]) -> None:
+    def release(self, clusters: Union[int, Sequence[int]], keep: Optional[Mapping[int, Sequence[int]]] = None) -> None:
         """Let retrieved jobs leave the queue now, not ten days from now; drop the rest.
 
         Several clusters go in one edit and one remove (up to RELEASE_BATCH at a time), not two calls each.
+        ``keep`` names, per cluster, jobs whose outputs never came back: they are left alone, so the
+        user can still fetch them by hand.
         """
-        h = self._h
         ids = [clusters] if isinstance(clusters, int) else list(clusters)
-        for start in range(0, len(ids), RELEASE_BATCH):
-            batch = ids[start : start + RELEASE_BATCH]
+        keep = {c: procs for c, procs in (keep or {}).items() if procs and c in ids}
+        plain = [c for c in ids if c not in keep]
+        for start in range(0, len(plain), RELEASE_BATCH):
+            batch = plain[start : start + RELEASE_BATCH]
             which = f"ClusterId == {batch[0]}" if len(batch) == 1 else f"member(ClusterId, {{{', '.join(map(str, batch))}}})"
-            with self._call(f"releasing cluster {', '.join(map(str, batch))}") as schedd:
-                try:
-                    schedd.edit(f"{which} && JobStatus == 4", "LeaveJobInQueue", "false")
-                except Exception as exc:
-                    if "Unable to edit jobs matching constraint" not in str(exc):
-                        raise
-                    # nothing matched: newer clients' LeaveJobInQueue already let the retrieved jobs go
-                schedd.act(h.JobAction.Remove, f"{which} && JobStatus != 4 && JobStatus != 3")
+            self._release(which, f"releasing cluster {', '.join(map(str, batch))}")
+        for cluster, procs in keep.items():
+            which = f"ClusterId == {cluster} && !member(ProcId, {{{', '.join(map(str, sorted(procs)))}}})"
+            self._release(which, f"releasing cluster {cluster}")
+
+    def _release(self, which: str, doing: str) -> None:
+        with self._job_call(doing) as schedd:
+            try:
+                schedd.edit(f"{which} && JobStatus == 4", "LeaveJobInQueue", "false")
+            except Exception as exc:
+                if "Unable to edit jobs matching constraint" not in str(exc):
+                    raise
+                # nothing matched: newer clients' LeaveJobInQueue already let the retrieved jobs go
+            schedd.act(self._h.JobAction.Remove, f"{which} && JobStatus != 4 && JobStatus != 3")
 
     def remove(self, constraint: str) -> None:
-        with self._call("removing jobs") as schedd:
+        with self._job_call("removing jobs") as schedd:
             schedd.act(self._h.JobAction.Remove, constraint)
 
     # ---- one small call each, for `chtcd doctor` ----
@@ -557,6 +667,11 @@ class AccessPoint:
         except Exception as exc:
             raise _classify(exc, "looking for the access point's credd") from None
         return bool(ads)
+
+
+def _job_list(job_ids: Sequence[str]) -> str:
+    shown = ", ".join(job_ids[:5])
+    return shown if len(job_ids) <= 5 else f"{shown} and {len(job_ids) - 5} more"
 
 
 def job_id(cluster: int, proc: int) -> str:

@@ -120,6 +120,19 @@ class Adopt:
 
 
 @dataclass(frozen=True)
+class GiveUp:
+    """The bundle has been in trouble for the whole grace period: send it back with what there is.
+
+    ``unfetched`` are the jobs whose outputs never came: they are left on the
+    access point, never released, so the user can still fetch them by hand.
+    """
+
+    outcome: str  # partial | failed | rejected
+    reason: str
+    unfetched: List[int]
+
+
+@dataclass(frozen=True)
 class Resubmit:
     """After a crash mid-submit: nothing usable reached the schedd; remove leftovers, submit again."""
 
@@ -129,7 +142,7 @@ class Resubmit:
 _WAIT = Wait()
 """The common answer, thousands of times a tick: one immutable instance."""
 
-Action = Union[Wait, RetrieveEarly, Finish, Vanished, Deliver, Release, Forget, Adopt, Resubmit]
+Action = Union[Wait, RetrieveEarly, Finish, Vanished, Deliver, Release, Forget, Adopt, Resubmit, GiveUp]
 
 VANISHED_REASON = (
     "the jobs left the access point's queue before chtcd retrieved their outputs "
@@ -143,9 +156,26 @@ SPOOL_STUCK_SECONDS = 60.0
 schedd lost the upload (seen when it restarted mid-spool): they never ran, so submit again."""
 
 
-def next_step(record: BundleRecord, now: float, hold_grace: float, spool_stuck: float = SPOOL_STUCK_SECONDS) -> Action:
+FAULT_GRACE_SECONDS = 86400.0
+"""How long a bundle may stay in trouble before it comes back with what there is (`[daemon] fault_grace_seconds`)."""
+
+
+def next_step(
+    record: BundleRecord,
+    now: float,
+    hold_grace: float,
+    spool_stuck: float = SPOOL_STUCK_SECONDS,
+    fault_grace: float = FAULT_GRACE_SECONDS,
+) -> Action:
     stage = record.stage
     jobs = list(record.jobs.values())
+    out_of_time = record.first_error_at is not None and now - record.first_error_at >= fault_grace
+    if out_of_time and stage in (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING):
+        return _give_up(record, jobs, now)
+    if out_of_time and stage in (Stage.DELIVERED, Stage.RELEASED):
+        return Forget()  # it is in the inbox; jobs that will not leave are HTCondor's to drop in 10 days
+    if record.retry_at is not None and now < record.retry_at:
+        return _WAIT  # in trouble: its own backoff, whatever the other bundles do
     if stage in (Stage.SUBMITTING, Stage.SUBMITTED):
         return _reconcile(record)
     if stage == Stage.RUNNING:
@@ -159,8 +189,8 @@ def next_step(record: BundleRecord, now: float, hold_grace: float, spool_stuck: 
     if stage == Stage.DELIVERED:
         return Release() if record.cluster is not None else Forget()
     if stage == Stage.RELEASED:
-        if all(j.gone for j in jobs):
-            return Forget()
+        if all(j.gone or j.fetch_error is not None for j in jobs):
+            return Forget()  # (jobs whose outputs never came are left on the access point on purpose)
         if now - (record.released_at or now) > RELEASE_RETRY_SECONDS:
             return Release()
     return _WAIT
@@ -221,3 +251,36 @@ def _reconcile(record: BundleRecord) -> Action:
     if all(phase(j) == Phase.SPOOLING for j in present):
         return Resubmit(remove_cluster=record.cluster)
     return Adopt(cluster=record.cluster)  # type: ignore[arg-type]
+
+
+def _give_up(record: BundleRecord, jobs: List[JobRecord], now: float) -> GiveUp:
+    """What a bundle that could not be moved on for the whole grace period comes back as."""
+    since = _duration(now - (record.first_error_at or now))
+    error = record.last_error or "unknown error"
+    if record.stage != Stage.RUNNING or record.spooled_at is None:
+        return GiveUp(
+            "rejected",
+            f"chtcd could not send this bundle: {record.failures} attempts over {since} failed; the last said: "
+            f"{error}. Nothing of it ran. Fix what the error names and drop the folder again (or chtcd retry it)",
+            [],
+        )
+    unfetched = sorted(j.proc for j in jobs if phase(j) is Phase.DONE and not j.gone and not j.retrieved)
+    fetched = sum(1 for j in jobs if j.retrieved)
+    outcome = "partial" if fetched else "failed"
+    ids = ", ".join(f"{record.cluster}.{p}" for p in unfetched[:10]) + (" ..." if len(unfetched) > 10 else "")
+    return GiveUp(
+        outcome,
+        f"the outputs of {len(unfetched)} job(s) could not be fetched in {since} of trying ({record.failures} attempts); "
+        f"the last error: {error}. Those jobs are left on the access point until HTCondor drops them, 10 days after "
+        f"they finished: to fetch them by hand, log in to the access point and run condor_transfer_data {ids}, "
+        "or ask the CHTC facilitators",
+        unfetched,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import operator
 import os
 import shutil
 import threading
@@ -21,15 +20,17 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import bundle as bundles
-from . import checks, condor, lifecycle, report
+from . import checks, condor, faults, lifecycle, report
 from .atomic import free_name, move_dir
-from .crashpoints import crash_point
+from .crashpoints import INJECTED, crash_point, failing
 from .config import Config
 from .layout import Layout
+from .faults import Outage
 from .lifecycle import Phase
 from .log import get as get_logger
 from .outbox import Outbox, claim, new_bundle_id, sync_claims
 from .state import BundleRecord, JobRecord, Stage, State, Store
+from .tracking import Tracker
 
 log = get_logger("chtcd.pipeline")
 
@@ -41,13 +42,6 @@ SUBMIT_BATCH = 50
 
 QUERIED_STAGES = (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING, Stage.DELIVERED, Stage.RELEASED)
 
-_ad_fields = operator.attrgetter(
-    "proc", "status", "entered_status_at", "hold_code", "hold_subcode", "hold_reason", "exit_code", "exit_signal",
-    "completed_at", "starts", "wall_seconds", "cpu_seconds", "memory_mb", "disk_kb",
-)
-"""What `_merge` copies from a JobAd into a JobRecord: equal on both, nothing changed."""
-
-
 class Pipeline:
     def __init__(self, config: Config, layout: Layout, store: Store, state: State, access_point: Any):
         self.config = config
@@ -57,14 +51,11 @@ class Pipeline:
         self.ap = access_point
         self.outbox = Outbox(layout.outbox, config.daemon.settle_seconds)
         self.stopping = threading.Event()
-        self._outage: Optional[str] = None
-        self._skip_ticks = 0
-        self._failures = 0
-        self._calls_allowed = True
+        self.outage = Outage()
+        self.tracker = Tracker()
         self._warned_strays: set = set()
         self._need_credentials = True
         self._fetched: set = set()  # job ids retrieved together this tick
-        self._merged: Dict[str, Any] = {}  # bundle id -> (record, its jobs dict, the answer's JobAds) of the last merge
         self._releasing: List[BundleRecord] = []  # released together at the end of the step
 
     # ---- intake: outbox -> claim -> check -> submit and spool -------------------------
@@ -82,9 +73,9 @@ class Pipeline:
                 sync_claims(self.layout.outbox, slots)
             # No save here: the batch's save below records them (or the one at the end, when nothing is sent).
             # A crash before either leaves unrecorded claims, which start-up adopts (restore.py).
-        claimed = [r for r in self.state.bundles.values() if r.stage == Stage.CLAIMED]
+        claimed = [r for r in self.state.bundles.values() if r.stage == Stage.CLAIMED and not faults.waiting(r, now)]
         for start in range(0, len(claimed), SUBMIT_BATCH):
-            if self.stopping.is_set() or not self._calls_allowed:
+            if self.stopping.is_set() or not self.outage.calls_allowed:
                 break
             self._submit_batch(claimed[start:start + SUBMIT_BATCH], now)
         released = bool(self._releasing)
@@ -134,7 +125,7 @@ class Pipeline:
             record.stage = Stage.SUBMITTING
         self._save()  # commit point: from here each one's submit is in doubt until it returns or is reconciled
         for n, (record, found) in enumerate(checked):
-            if self.stopping.is_set() or not self._calls_allowed:
+            if self.stopping.is_set() or not self.outage.calls_allowed:
                 for unsent, _ in checked[n:]:
                     unsent.stage = Stage.CLAIMED
                 break
@@ -164,7 +155,11 @@ class Pipeline:
         return found
 
     def _send(self, record: BundleRecord, found: bundles.Bundle, now: float) -> None:
-        """Submit and spool one checked bundle; its record is saved with the batch's next save."""
+        """Submit and spool one checked bundle; its record is saved with the batch's next save.
+
+        A submit or spool that fails for this bundle alone leaves it `submitting` or
+        `submitted`, on its own budget: a later tick settles it by its id and sends it again.
+        """
         folder = self._folder(record)
         try:
             with self._step("submit"):
@@ -177,6 +172,9 @@ class Pipeline:
         except condor.Unreachable as exc:
             self._unreachable(exc)
             return
+        except condor.BundleFault as exc:
+            self._trouble(record, exc, now)
+            return
         record.cluster = submitted.cluster
         record.job_count = submitted.procs
         record.submitted_at = now
@@ -184,21 +182,24 @@ class Pipeline:
         record.stage = Stage.SUBMITTED
         try:
             with self._step("spool"):
-                self.ap.spool(submitted, folder)
-        except condor.Refused as exc:
-            self._refused_spool(record, str(exc), now)
-            return
+                self._spool(submitted, folder)
         except condor.Unreachable as exc:
             self._unreachable(exc)
             return
+        except condor.BundleFault as exc:
+            self._trouble(record, exc, now)
+            return
         record.spooled_at = now
         record.stage = Stage.RUNNING
-        self._recovered()
+        self._answered()
+        self._cleared(record)
         log.info("submitted bundle", bundle=record.name, id=record.id, cluster=record.cluster, jobs=record.job_count)
 
-    def _refused_spool(self, record: BundleRecord, reason: str, now: float) -> None:
-        self._remove(f"ClusterId == {record.cluster}")
-        self._reject(record, reason, now)
+    def _spool(self, submitted: condor.Submitted, folder: Path) -> None:
+        if failing("spool", folder.name):
+            self.ap.remove(f"ClusterId == {submitted.cluster}")  # as the schedd does when a spool fails
+            raise condor.BundleFault(f"spooling the inputs of cluster {submitted.cluster}: {INJECTED}")
+        self.ap.spool(submitted, folder)
 
     def _reject(self, record: BundleRecord, reason: str, now: float) -> None:
         record.outcome = "rejected"
@@ -211,7 +212,7 @@ class Pipeline:
 
     def tick(self, now: float) -> Optional[float]:
         """The tick's intake, one query, then what each bundle needs; returns when to look at the outbox again."""
-        self._open_tick()
+        self.outage.open_tick()
         next_check = self.intake(now)
         tracked = [r for r in self.state.bundles.values() if r.stage in QUERIED_STAGES]
         queried = False
@@ -222,19 +223,19 @@ class Pipeline:
             except condor.Unreachable as exc:
                 self._unreachable(exc)
             else:
-                self._recovered()
-                self._merge(tracked, ads, now)
+                self._answered()
+                self._strays(self.tracker.merge(tracked, self.state.bundles, ads, now))
                 queried = True
         log.debug("tick", tracked=len(tracked), queried=queried)
         planned = []
-        grace = self.config.daemon.hold_grace_seconds
-        stuck = max(lifecycle.SPOOL_STUCK_SECONDS, 3 * self.config.daemon.tick_seconds)
+        daemon = self.config.daemon
+        stuck = max(lifecycle.SPOOL_STUCK_SECONDS, 3 * daemon.tick_seconds)
         for record in list(self.state.bundles.values()):
             if record.stage in QUERIED_STAGES and not queried:
                 continue
             if record.stage in (Stage.CLAIMED, Stage.DONE):
                 continue
-            planned.append((record, lifecycle.next_step(record, now, grace, stuck)))
+            planned.append((record, lifecycle.next_step(record, now, daemon.hold_grace_seconds, stuck, daemon.fault_grace_seconds)))
         self._retrieve_together(planned)
         for record, action in planned:
             if self.stopping.is_set():
@@ -246,97 +247,30 @@ class Pipeline:
         condor.give_back_memory()
         return next_check
 
-    def _merge(self, tracked: List[BundleRecord], ads: List[condor.JobAd], now: float) -> None:
-        """The answer into the records: only bundles whose jobs look different from last tick are gone through.
-
-        A bundle whose answer is as last tick keeps last tick's entry in
-        `_merged`: nothing made anew outlives the tick, so Python's cycle
-        collector has no reason to walk the whole state again.
-        """
-        merged: Dict[str, Any] = {}
-        by_bundle: Dict[Optional[str], List[condor.JobAd]] = {}
-        for ad in ads:
-            group = by_bundle.get(ad.bundle_id)
-            if group is None:
-                by_bundle[ad.bundle_id] = [ad]
-            else:
-                group.append(ad)
-        by_bundle.pop(None, None)
-        by_bundle.pop("", None)
-        self._strays([ad for bid, group in by_bundle.items() if bid not in self.state.bundles for ad in group])
-        for record in tracked:
-            mine = by_bundle.get(record.id, [])
-            if record.cluster is None and mine:
-                record.cluster = max(ad.cluster for ad in mine)
-            mine = [ad for ad in mine if ad.cluster == record.cluster]
-            last = self._merged.get(record.id)
-            if last is not None and last[0] is record and last[1] is record.jobs and last[2] == mine:
-                merged[record.id] = last
-                continue  # the same answer for this bundle as last tick (the door hands back the same JobAds)
-            merged[record.id] = (record, record.jobs, mine)
-            seen = set()
-            for ad in mine:
-                key = str(ad.proc)
-                seen.add(key)
-                old = record.jobs.get(key)
-                if old is not None and not old.gone and _ad_fields(old) == _ad_fields(ad):
-                    continue  # as the last tick saw it: keep the record (most jobs, most ticks)
-                was_held = old is not None and lifecycle.phase(old) == Phase.HELD
-                job = JobRecord(
-                    proc=ad.proc,
-                    status=ad.status,
-                    entered_status_at=ad.entered_status_at,
-                    hold_code=ad.hold_code,
-                    hold_subcode=ad.hold_subcode,
-                    hold_reason=ad.hold_reason,
-                    exit_code=ad.exit_code,
-                    exit_signal=ad.exit_signal,
-                    completed_at=ad.completed_at,
-                    starts=ad.starts,
-                    wall_seconds=ad.wall_seconds,
-                    cpu_seconds=ad.cpu_seconds,
-                    memory_mb=ad.memory_mb,
-                    disk_kb=ad.disk_kb,
-                    retrieved=old.retrieved if old is not None else False,
-                )
-                record.jobs[key] = job
-                if lifecycle.phase(job) == Phase.HELD and not was_held and record.stage == Stage.RUNNING:
-                    log.warning(
-                        "job held",
-                        bundle=record.name,
-                        job=condor.job_id(ad.cluster, ad.proc),
-                        code=ad.hold_code,
-                        reason=ad.hold_reason,
-                        hint=report.hold_hint(ad.hold_code, ad.hold_reason),
-                    )
-            for key, job in record.jobs.items():
-                if key not in seen:
-                    job.gone = True
-            if all(lifecycle.phase(j).finished or lifecycle.phase(j) == Phase.HELD for j in record.jobs.values()):
-                record.finished_at = record.finished_at or now
-        self._merged = merged
-
     def _strays(self, ads: List[condor.JobAd]) -> None:
         """Jobs of ours no record knows (the state was lost): let retrieved or never-spooled ones go."""
         clusters: Dict[int, List[condor.JobAd]] = {}
         for ad in ads:
             clusters.setdefault(ad.cluster, []).append(ad)
         for cluster, group in clusters.items():
-            if all(ad.status == 4 and ad.stage_out_at for ad in group):
-                try:
+            try:
+                if all(ad.status == 4 and ad.stage_out_at for ad in group):
                     self.ap.release(cluster)
-                except condor.Unreachable as exc:
-                    self._unreachable(exc)
-            elif all(ad.status == 5 and ad.hold_code == lifecycle.SPOOLING_HOLD_CODE for ad in group):
-                self._remove(f"ClusterId == {cluster}")
-            elif cluster not in self._warned_strays:
-                self._warned_strays.add(cluster)
-                log.warning(
-                    "the access point holds jobs from this chtcd that no bundle record knows (state lost?); "
-                    "they are left alone",
-                    cluster=cluster,
-                    bundle_id=group[0].bundle_id,
-                )
+                elif all(ad.status == 5 and ad.hold_code == lifecycle.SPOOLING_HOLD_CODE for ad in group):
+                    self.ap.remove(f"ClusterId == {cluster}")
+                elif cluster not in self._warned_strays:
+                    self._warned_strays.add(cluster)
+                    log.warning(
+                        "the access point holds jobs from this chtcd that no bundle record knows (state lost?); "
+                        "they are left alone",
+                        cluster=cluster,
+                        bundle_id=group[0].bundle_id,
+                    )
+            except condor.Unreachable as exc:
+                self._unreachable(exc)
+                return
+            except condor.BundleFault as exc:
+                log.debug("could not let go of a stray cluster; tried again next tick", cluster=cluster, error=str(exc))
 
     def _act(self, record: BundleRecord, action: lifecycle.Action, now: float) -> None:
         if isinstance(action, lifecycle.Wait):
@@ -345,17 +279,20 @@ class Pipeline:
             self._lost(record, "its folder was removed from the work area while its jobs ran", now)
             return
         if isinstance(action, lifecycle.RetrieveEarly):
-            if self._retrieve(action.retrieve):
+            if self._retrieve(record, action.retrieve, now):
                 for job_key in action.retrieve:
                     record.jobs[job_key.split(".")[1]].retrieved = True
                 log.info("retrieved finished jobs early, before HTCondor's 10-day limit", bundle=record.name, jobs=len(action.retrieve))
         elif isinstance(action, lifecycle.Finish):
-            if action.retrieve and not self._fetched.issuperset(action.retrieve) and not self._retrieve(action.retrieve):
+            if action.retrieve and not self._fetched.issuperset(action.retrieve) and not self._retrieve(record, action.retrieve, now):
                 return
             record.outcome, record.reason = action.outcome, action.reason
             record.stage = Stage.READY
+            self._cleared(record)
             self._save()  # commit point: outputs are in the work folder
             self._deliver(record, now)
+        elif isinstance(action, lifecycle.GiveUp):
+            self._give_up(record, action, now)
         elif isinstance(action, lifecycle.Vanished):
             if not self._vanished(record, action, now):
                 return
@@ -365,20 +302,39 @@ class Pipeline:
         elif isinstance(action, lifecycle.Release):
             self._release(record, now)
         elif isinstance(action, lifecycle.Forget):
+            if faults.in_trouble(record):
+                log.warning("giving up releasing a bundle's jobs; HTCondor drops them within 10 days", bundle=record.name, error=record.last_error)
             record.stage = Stage.DONE
         elif isinstance(action, lifecycle.Adopt):
             record.stage = Stage.RUNNING
             record.spooled_at = record.spooled_at or now
+            self._cleared(record)
             log.info("adopted cluster after restart", bundle=record.name, cluster=action.cluster)
         elif isinstance(action, lifecycle.Resubmit):
             self._resubmit(record, action, now)
+
+    def _give_up(self, record: BundleRecord, action: lifecycle.GiveUp, now: float) -> None:
+        """The grace period of its trouble is over: back to the inbox with what there is, and why."""
+        log.error("giving up on a bundle in trouble; it comes back with what could be fetched", bundle=record.name,
+                  outcome=action.outcome, attempts=record.failures, error=record.last_error)
+        if action.outcome == "rejected":
+            if not self._remove(f'{condor.BUNDLE_ATTR} == "{record.id}"', record, now):
+                return
+            record.cluster, record.jobs = None, {}
+        for proc in action.unfetched:
+            job = record.jobs[str(proc)]
+            job.fetch_error = job.fetch_error or record.last_error
+        record.outcome, record.reason = action.outcome, action.reason
+        record.stage = Stage.READY
+        self._save()  # commit point: what will come back is decided
+        self._deliver(record, now)
 
     def _retrieve_together(self, planned: List[Tuple[BundleRecord, lifecycle.Action]]) -> None:
         """One retrieve for every bundle finishing this tick (it takes job ids across clusters), not one each.
 
         Each bundle's own retrieve in `_act` then finds its jobs fetched. If the
-        joint one fails, each bundle tries its own, so one bad bundle cannot
-        hold the others back.
+        joint one fails for anything but an outage, each bundle tries its own, so
+        one bad bundle cannot hold the others back.
         """
         self._fetched = set()
         finishing = [
@@ -392,12 +348,21 @@ class Pipeline:
         try:
             with self._step("retrieve"):
                 self.ap.retrieve(job_ids)
+        except condor.Unreachable as exc:
+            self._unreachable(exc)
+            return
         except condor.CondorError as exc:
             log.debug("joint retrieve failed; retrieving bundle by bundle", bundles=len(finishing), error=str(exc))
             return
         self._fetched.update(job_ids)
 
-    def _retrieve(self, job_ids: List[str]) -> bool:
+    def _retrieve(self, record: BundleRecord, job_ids: List[str], now: float) -> bool:
+        """Fetch these jobs' outputs; True when all came. A failure is the bundle's, and is narrowed to its jobs.
+
+        When the access point answers with an error, the jobs are fetched again in
+        halves, down to single jobs: the siblings of a bad job get their outputs,
+        and only the bad one is left, named, for the bundle's next attempt.
+        """
         if not self._may_call_schedd():
             return False
         try:
@@ -406,11 +371,57 @@ class Pipeline:
         except condor.Unreachable as exc:
             self._unreachable(exc)
             return False
+        except condor.LocalFault as exc:
+            self._trouble(record, exc, now)
+            return False
+        except condor.BundleFault as exc:
+            failed = self._narrow(record, job_ids, now) if len(job_ids) > 1 else {job_ids[0]: str(exc)}
+            if failed is None:
+                return False
+            if not failed:  # every part went through on its own
+                return True
+            for jid, error in failed.items():
+                record.jobs[jid.split(".")[1]].fetch_error = error
+            first = sorted(failed)[0]
+            self._trouble(record, f"{len(failed)} of {len(job_ids)} jobs' outputs could not be fetched; job {first}: {failed[first]}", now)
+            return False
         return True
+
+    def _narrow(self, record: BundleRecord, job_ids: List[str], now: float) -> Optional[Dict[str, str]]:
+        """Retrieve in halves after a failed retrieve: the jobs that still fail alone, with their errors.
+
+        None when the access point or this computer stopped the search (an outage, a full disk):
+        what was fetched so far is marked, the rest waits.
+        """
+        failed: Dict[str, str] = {}
+        pending = [job_ids[: len(job_ids) // 2], job_ids[len(job_ids) // 2 :]]
+        while pending:
+            part = pending.pop()
+            if not part:
+                continue
+            try:
+                with self._step("retrieve"):
+                    self.ap.retrieve(part)
+            except condor.Unreachable as exc:
+                self._unreachable(exc)
+                return None
+            except condor.LocalFault as exc:
+                self._trouble(record, exc, now)
+                return None
+            except condor.BundleFault as exc:
+                if len(part) == 1:
+                    failed[part[0]] = str(exc)
+                else:
+                    pending += [part[: len(part) // 2], part[len(part) // 2 :]]
+                continue
+            for jid in part:
+                job = record.jobs[jid.split(".")[1]]
+                job.retrieved, job.fetch_error = True, None
+        return failed
 
     def _vanished(self, record: BundleRecord, action: lifecycle.Vanished, now: float) -> bool:
         """Before reporting jobs lost, ask the history: a crash after a retrieve looks the same."""
-        history = self._history(record)
+        history = self._history(record, now)
         if history is None:
             return False
         retrieved = [ad for ad in history if ad.status == 4 and ad.stage_out_at]
@@ -423,18 +434,20 @@ class Pipeline:
         record.stage = Stage.READY
         return True
 
-    def _history(self, record: BundleRecord) -> Optional[List[condor.JobAd]]:
+    def _history(self, record: BundleRecord, now: float) -> Optional[List[condor.JobAd]]:
         if not self._may_call_schedd():
             return None
         try:
             return self.ap.history(f'{condor.BUNDLE_ATTR} == "{record.id}"')
         except condor.Unreachable as exc:
             self._unreachable(exc)
-            return None
+        except condor.BundleFault as exc:
+            self._trouble(record, exc, now)
+        return None
 
     def _resubmit(self, record: BundleRecord, action: lifecycle.Resubmit, now: float) -> None:
         if action.remove_cluster is None:
-            history = self._history(record)
+            history = self._history(record, now)
             if history is None:
                 return
             if any(ad.status == 4 or (ad.starts or 0) > 0 for ad in history):
@@ -443,18 +456,27 @@ class Pipeline:
                 log.error("a submission from before a crash ran and left the queue", bundle=record.name)
                 self._deliver(record, now)
                 return
-        elif not self._remove(f"ClusterId == {action.remove_cluster}"):
+        elif not self._remove(f"ClusterId == {action.remove_cluster}", record, now):
             return
-        log.info("submitting again: the earlier attempt never got its inputs", bundle=record.name, cluster=record.cluster)
+        if faults.in_trouble(record):
+            log.info("sending a bundle in trouble again", bundle=record.name, attempt=record.failures + 1)
+        else:
+            log.info("submitting again: the earlier attempt never got its inputs", bundle=record.name, cluster=record.cluster)
         record.cluster, record.jobs, record.stage = None, {}, Stage.CLAIMED
         self._submit(record, now)
 
-    def _remove(self, constraint: str) -> bool:
+    def _remove(self, constraint: str, record: Optional[BundleRecord] = None, now: float = 0.0) -> bool:
         try:
             with self._step("remove"):
                 self.ap.remove(constraint)
         except condor.Unreachable as exc:
             self._unreachable(exc)
+            return False
+        except condor.BundleFault as exc:
+            if record is not None:
+                self._trouble(record, exc, now)
+            else:
+                log.warning("could not remove jobs; tried again later", constraint=constraint, error=str(exc))
             return False
         return True
 
@@ -469,15 +491,15 @@ class Pipeline:
                 return
             self._delivered(record, found, now)
             return
-        with self._step("report"):
-            report.write(folder, report.build(record, self.ap.name, now))
         target = free_name(self.layout.inbox, record.name)
         try:
+            with self._step("report"):
+                report.write(folder, report.build(record, self.ap.name, now))
             with self._step("deliver"):
                 move_dir(folder, target)  # commit point: delivered
         except OSError as exc:
-            record.last_error = f"could not move {record.name} into {self.layout.inbox}: {exc}"
-            log.error("delivery failed; will retry next tick", bundle=record.name, error=str(exc))
+            where = exc.filename or self.layout.inbox
+            self._trouble(record, condor.local_fault(f"could not deliver {record.name} into {self.layout.inbox} ({where}: {exc.strerror})", exc.errno), now)
             return
         self._delivered(record, target, now)
 
@@ -485,7 +507,7 @@ class Pipeline:
         shutil.rmtree(self.layout.work_slot(record.id), ignore_errors=True)
         record.delivered_at = now
         record.inbox_path = str(target)
-        record.last_error = None
+        faults.clear(record)
         record.stage = Stage.DELIVERED if record.cluster is not None else Stage.DONE
         self._save()
         tally = lifecycle.counts(record.jobs.values())
@@ -518,19 +540,37 @@ class Pipeline:
             self._releasing.append(record)  # sent with the step's other releases by `_release_together`
 
     def _release_together(self, now: float) -> None:
-        """One release (one edit, one remove) for every bundle released in this step, not one each."""
+        """One release (one edit, one remove) for every bundle released in this step, not one each.
+
+        If it fails for anything but an outage, each bundle is released on its own, so that
+        the failure lands on the bundle it belongs to. Jobs whose outputs never came are kept.
+        """
         records, self._releasing = self._releasing, []
         if not records or not self._may_call_schedd():
             return  # still `delivered`: released on a later tick
-        try:
-            with self._step("release"):
-                self.ap.release([record.cluster for record in records])
-        except condor.Unreachable as exc:
-            self._unreachable(exc)
-            return
-        for record in records:
-            record.stage = Stage.RELEASED
-            record.released_at = now
+        groups = [records] if len(records) > 1 else []
+        groups += [[record] for record in records]
+        done: set = set()
+        for group in groups:
+            group = [r for r in group if r.id not in done]
+            if not group or not self._may_call_schedd():
+                continue
+            keep = {r.cluster: [j.proc for j in r.jobs.values() if j.fetch_error is not None] for r in group}
+            try:
+                with self._step("release"):
+                    self.ap.release([r.cluster for r in group], keep=keep)
+            except condor.Unreachable as exc:
+                self._unreachable(exc)
+                return
+            except condor.BundleFault as exc:
+                if len(group) == 1:
+                    self._trouble(group[0], exc, now)
+                continue
+            for record in group:
+                done.add(record.id)
+                record.stage = Stage.RELEASED
+                record.released_at = now
+                self._cleared(record)
 
     def _lost(self, record: BundleRecord, why: str, now: float) -> None:
         """The user removed the folder from the work area: the inbox still gets a report saying so."""
@@ -573,6 +613,9 @@ class Pipeline:
         except condor.Unreachable as exc:
             self._unreachable(exc)
             return False
+        except condor.BundleFault as exc:
+            log.warning("could not add credentials at the credd; jobs may go on hold with 'Job credentials not available'", error=str(exc))
+            found = True
         if not found:
             log.warning(
                 "no credd found for the access point; jobs may go on hold with 'Job credentials not available'",
@@ -581,41 +624,36 @@ class Pipeline:
         self._need_credentials = False
         return True
 
-    def _open_tick(self) -> None:
-        """During an outage most ticks make no call at all; the others make at most one."""
-        if self._skip_ticks > 0:
-            self._skip_ticks -= 1
-            self._calls_allowed = False
-        else:
-            self._calls_allowed = True
+    # ---- faults: the outage and each bundle's trouble (rules in faults.py) ------------
 
     def _may_call_schedd(self) -> bool:
-        return self._calls_allowed
+        return self.outage.calls_allowed
 
     def _unreachable(self, exc: condor.Unreachable) -> None:
-        """Log an outage once, then back off: skip 1, 2, 4... up to 8 ticks between attempts."""
-        message = str(exc)
-        if isinstance(exc, condor.AuthRefused):
-            message += (
-                f"; fetch a fresh token: ssh NETID@{self.ap.name} condor_token_fetch > "
-                f"{self.config.pool.token_dir}/{self.ap.name.split('.')[0]} && chmod 600 {self.config.pool.token_dir}/*"
-            )
-        kind = type(exc).__name__
-        if kind != self._outage:
-            log.error("access point unreachable; will retry", error=message)
-        else:
-            log.debug("access point still unreachable", attempt=self._failures + 1, error=message)
-        self._outage = kind
-        self._calls_allowed = False
-        self._failures += 1
-        self._skip_ticks = min(2 ** (self._failures - 1), 8) - 1
+        self.outage.failed(exc, self.ap.name, str(self.config.pool.token_dir))
 
-    def _recovered(self) -> None:
-        if self._outage:
-            log.info("access point reachable again")
+    def _answered(self) -> None:
+        if self.outage.answered():
             self._need_credentials = True
-        self._outage = None
-        self._failures = 0
+
+    def _trouble(self, record: BundleRecord, error: Any, now: float) -> None:
+        """A step of this bundle alone failed: said once, then retried on the bundle's own backoff."""
+        text = str(error)
+        if faults.charge(record, text, now, self.config.daemon.tick_seconds):
+            grace = self.config.daemon.fault_grace_seconds
+            log.warning(
+                f"{record.name} is in trouble; the other bundles go on, and chtcd tries it again on its own",
+                bundle=record.name,
+                error=text,
+                gives_up_after=f"{grace / 3600:g} h" if grace >= 3600 else f"{grace:g} s",
+            )
+        else:
+            log.debug("bundle still in trouble", bundle=record.name, attempt=record.failures, error=text)
+
+    def _cleared(self, record: BundleRecord) -> None:
+        attempts = record.failures
+        if faults.clear(record):
+            log.info(f"{record.name} is moving again", bundle=record.name, after_attempts=attempts)
 
     # ==== control: chtcd pause and cancel, carried out here (the requests are read by control.py) ====
 

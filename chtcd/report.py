@@ -7,8 +7,9 @@ later, and worded for a researcher: each hold comes with a hint by its code.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-from typing import Any, Dict, Optional
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List, Optional
 
 from . import atomic
 from .lifecycle import phase
@@ -47,6 +48,14 @@ def hold_hint(code: Optional[int], reason: Optional[str]) -> Optional[str]:
     return HOLD_HINTS.get(code, "see the hold reason; the CHTC facilitators can help")
 
 
+_SPOOLED_FILE = re.compile(r"(?:reading from|writing to) file (?P<path>[^:;|]+?): \(errno")
+
+
+def unfetched_files(error: str) -> List[str]:
+    """The file names an HTCondor transfer error names (``reading from file <spool>/result.txt: (errno 2)``)."""
+    return sorted({PurePosixPath(m.group("path")).name for m in _SPOOLED_FILE.finditer(error)})
+
+
 def _iso(ts: Optional[float]) -> Optional[str]:
     if ts is None:
         return None
@@ -66,6 +75,13 @@ def job_entry(record: BundleRecord, job: JobRecord) -> Dict[str, Any]:
         "memory_mb": job.memory_mb,
         "disk_kb": job.disk_kb,
     }
+    if job.fetch_error is not None:
+        entry["fetch_error"] = job.fetch_error
+        entry["files_not_fetched"] = unfetched_files(job.fetch_error)
+        entry["hint"] = (
+            "its outputs could not be fetched and it was left on the access point: fetch them there with "
+            f"condor_transfer_data {record.cluster}.{job.proc} within 10 days of its end"
+        )
     if job.hold_code is not None and job.status == 5:
         entry["hold_code"] = job.hold_code
         entry["hold_subcode"] = job.hold_subcode

@@ -65,6 +65,7 @@ class JobRecord:
     disk_kb: Optional[int] = None
     gone: bool = False  # no longer in the schedd's queue
     retrieved: bool = False  # outputs already fetched (early, ahead of the 10-day limit)
+    fetch_error: Optional[str] = None  # why its outputs could not be fetched; such a job is never released
 
 
 @dataclass(**_SLOTS)
@@ -84,9 +85,12 @@ class BundleRecord:
     outcome: Optional[str] = None  # delivered | partial | rejected | vanished
     reason: Optional[str] = None  # why rejected or partial, in the user's words
     inbox_path: Optional[str] = None
-    last_error: Optional[str] = None
-    failures: int = 0
+    last_error: Optional[str] = None  # the bundle's trouble (see `faults`): its latest error, in the user's words
+    failures: int = 0  # attempts that failed since its trouble began
     jobs: Dict[str, JobRecord] = field(default_factory=dict)
+    first_error: Optional[str] = None
+    first_error_at: Optional[float] = None  # when its trouble began: after fault_grace_seconds it comes back
+    retry_at: Optional[float] = None  # not tried again before this
 
     def to_json(self) -> Dict[str, Any]:
         data = _head_json(self)

@@ -27,6 +27,8 @@ class FakeAccessPoint:
     down: bool = False
     has_credd: bool = True
     past: List[condor.JobAd] = field(default_factory=list)
+    unfetchable: Dict[str, str] = field(default_factory=dict)  # job id -> the schedd's error when retrieved
+    disk_full: bool = False
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -65,14 +67,19 @@ class FakeAccessPoint:
     def retrieve(self, job_ids) -> None:
         self._call("retrieve")
         for jid in job_ids:
+            if jid in self.unfetchable:
+                raise condor.BundleFault(f"retrieving outputs of {jid}: {self.unfetchable[jid]}")
+        if self.disk_full:
+            raise condor.local_fault("retrieving: (errno 28) No space left on device", 28)
+        for jid in job_ids:
             cluster, proc = map(int, jid.split("."))
             job = self.jobs[(cluster, proc)]
             (job.folder / f"out.{proc}").write_text(f"output of {jid}\n")
 
-    def release(self, clusters) -> None:
+    def release(self, clusters, keep=None) -> None:
         self._call("release")
         for cluster in [clusters] if isinstance(clusters, int) else clusters:
-            self._leave(cluster)
+            self._leave(cluster, keep=set((keep or {}).get(cluster, ())))
 
     def remove(self, constraint: str) -> None:
         self._call("remove")
@@ -84,12 +91,12 @@ class FakeAccessPoint:
         for cluster in clusters:
             self._leave(cluster, removed=True)
 
-    def _leave(self, cluster: int, removed: bool = False) -> None:
-        for key in [k for k in self.jobs if k[0] == cluster]:
+    def _leave(self, cluster: int, removed: bool = False, keep=frozenset()) -> None:
+        for key in [k for k in self.jobs if k[0] == cluster and k[1] not in keep]:
             ad = self.jobs.pop(key).ad
             self.past.append(replace(ad, status=3) if removed and ad.status != 4 else ad)
 
-    def history(self, constraint: str) -> List[condor.JobAd]:
+    def history(self, constraint: str, limit: int = -1) -> List[condor.JobAd]:
         self._call("history")
         bundle_id = re.search(r'"([^"]+)"', constraint).group(1)
         return [ad for ad in self.past if ad.bundle_id == bundle_id]

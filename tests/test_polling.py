@@ -162,26 +162,21 @@ def test_bundles_finishing_together_are_retrieved_and_released_together(env):
     assert all(r.stage == Stage.RELEASED for r in pipe.state.bundles.values())
 
 
-def test_a_failed_joint_retrieve_falls_back_to_one_per_bundle(env):
+def test_a_joint_retrieve_failed_by_one_bundle_still_delivers_the_others_in_that_tick(env):
     pipe, ap, layout = env
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         drop(layout, name)
     pipe.tick(1.0)
     for cluster in ap.clusters():
         ap.set_status(cluster, 0, 4, exit_code=0)
-    one_by_one = ap.retrieve
-
-    def retrieve(job_ids):
-        if len({j.split(".")[0] for j in job_ids}) > 1:
-            ap.calls.append("retrieve")
-            raise condor.Unreachable("retrieving outputs: File transfer failed for target job")
-        one_by_one(job_ids)
-
-    ap.retrieve = retrieve
+    bad = {r.name: r for r in pipe.state.bundles.values()}["b"]
+    ap.unfetchable[f"{bad.cluster}.0"] = "reading from file result.txt: (errno 2) No such file or directory"
     ap.calls.clear()
     pipe.tick(2.0)
-    assert ap.calls.count("retrieve") == 3  # the joint one, then one each
-    assert sorted(p.name for p in layout.inbox.iterdir()) == ["a", "b"]
+    assert ap.calls.count("retrieve") == 4  # the joint one, then one each
+    assert sorted(p.name for p in layout.inbox.iterdir()) == ["a", "c"]
+    assert bad.stage == Stage.RUNNING and "errno 2" in bad.last_error
+    assert not pipe.outage.ongoing
 
 
 def test_a_tick_that_changes_nothing_does_not_write_the_state(env):
