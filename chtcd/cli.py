@@ -237,12 +237,17 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from . import control
+    from . import control, status
+    from .state import StateError
 
     _config, layout = _layout(args)
     try:
+        if not (layout.inbox / args.name).is_dir() and control.in_trouble(status.read_state(layout), args.name):
+            control.request_retry(layout, args.name)
+            print(f"asked the daemon to try {args.name} again on its next tick, without waiting out its backoff" + _daemon_note(layout))
+            return 0
         target = control.retry(layout, args.name)
-    except control.ControlError as exc:
+    except (control.ControlError, StateError) as exc:
         return _fail(str(exc), 1)
     print(f"{args.name} is back in the outbox as {target} and will be sent again" + _daemon_note(layout))
     return 0
@@ -325,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     cn.add_argument("name", help="the bundle's folder name")
     cn.set_defaults(func=cmd_cancel)
 
-    rt = with_config(sub.add_parser("retry", help="send a bundle from the inbox through again"))
+    rt = with_config(sub.add_parser("retry", help="send a bundle from the inbox through again, or try a bundle in trouble now"))
     rt.add_argument("name", help="the folder's name in the inbox")
     rt.set_defaults(func=cmd_retry)
 

@@ -3,11 +3,11 @@
 The daemon owns its state file; the CLI never writes it. It asks instead,
 with files in ``state_dir/requests`` (see `layout`): ``pause`` is a flag the
 intake reads before claiming anything (rq's suspension, as a file), and
-``cancel-<name>`` is a request the daemon carries out and then deletes. The
-daemon watches that folder, so a request is taken up within moments; one
-left while no daemon runs is taken up when it starts. `apply` is the daemon's
-side, called by the pipeline at the start of every intake; the rest is the
-CLI's.
+``cancel-<name>`` / ``retry-<name>`` are requests the daemon carries out and
+then deletes. The daemon watches that folder, so a request is taken up within
+moments; one left while no daemon runs is taken up when it starts. `pending`
+hands the requests to the daemon as data (the pipeline carries them out, then
+calls `done`); the rest is the CLI's.
 """
 
 from __future__ import annotations
@@ -16,20 +16,15 @@ import json
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, List
+from typing import List, Tuple
 
 from . import report
 from .atomic import free_name, move_dir
-from .layout import CANCEL_PREFIX, Layout
-from .log import get as get_logger
+from .layout import CANCEL_PREFIX, RETRY_PREFIX, Layout
 from .outbox import new_bundle_id
 from .state import BundleRecord, Stage, State
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .pipeline import Pipeline
-
-log = get_logger("chtcd.control")
 
 CANCELLABLE = (Stage.CLAIMED, Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING)
 """Later than these the outputs are already on their way to the inbox: too late to cancel."""
@@ -44,30 +39,36 @@ class ControlError(Exception):
 # ---- the daemon's side ---------------------------------------------------------------
 
 
-def apply(pipeline: "Pipeline", now: float) -> None:
-    """Take up the pause flag and any cancel requests; a cancel that cannot reach the schedd waits."""
-    layout = pipeline.layout
+@dataclass(frozen=True)
+class Requests:
+    """What the CLI has asked of the daemon, by bundle name."""
+
+    paused: bool
+    cancel: Tuple[str, ...] = ()
+    retry: Tuple[str, ...] = ()
+
+
+def pending(layout: Layout) -> Requests:
+    """The requests waiting in ``state_dir/requests``, oldest name first."""
     paused = layout.pause_flag.exists()
-    if paused != pipeline.state.paused:
-        pipeline.state.paused = paused
-        if paused:
-            log.info("intake paused: new bundles wait in the outbox; bundles in flight are still tracked")
-        else:
-            log.info("intake resumed")
     try:
-        entries = sorted(e for e in os.listdir(layout.requests) if e.startswith(CANCEL_PREFIX))
+        entries = sorted(os.listdir(layout.requests))
     except FileNotFoundError:
-        return
-    for entry in entries:
-        name = entry[len(CANCEL_PREFIX):]
-        records = [r for r in pipeline.state.bundles.values() if r.name == name and r.stage in CANCELLABLE]
-        if not records:
-            log.info("nothing to cancel: no bundle of that name is in flight", bundle=name)
-        if all([pipeline.cancel(record, now) for record in records]):
-            try:
-                os.unlink(layout.requests / entry)
-            except FileNotFoundError:
-                pass
+        return Requests(paused)
+    return Requests(
+        paused,
+        tuple(e[len(CANCEL_PREFIX):] for e in entries if e.startswith(CANCEL_PREFIX)),
+        tuple(e[len(RETRY_PREFIX):] for e in entries if e.startswith(RETRY_PREFIX)),
+    )
+
+
+def done(layout: Layout, kind: str, name: str) -> None:
+    """A request carried out (or that nothing is left to carry out): remove it."""
+    path = layout.cancel_request(name) if kind == "cancel" else layout.retry_request(name)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 # ---- the CLI's side --------------------------------------------------------------------
@@ -97,10 +98,6 @@ def resume(layout: Layout) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def is_paused(layout: Layout) -> bool:
-    return layout.pause_flag.exists()
 
 
 def _check_name(name: str) -> None:
@@ -146,13 +143,27 @@ def request_cancel(layout: Layout, name: str, state: State, access_point: str) -
     return f"asked the daemon to cancel {name}: its jobs are removed and the folder comes back to {layout.inbox}"
 
 
+def in_trouble(state: State, name: str) -> List[BundleRecord]:
+    return [r for r in state.bundles.values() if r.name == name and r.first_error_at is not None and r.delivered_at is None]
+
+
+def request_retry(layout: Layout, name: str) -> None:
+    """Ask the daemon to try a bundle in trouble now instead of at its next retry time."""
+    _check_name(name)
+    _requests_dir(layout)
+    layout.retry_request(name).write_text(f"requested at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+
 def retry(layout: Layout, name: str) -> Path:
     """Send a bundle that came back through again: into the outbox without its old report."""
     _check_name(name)
     folder = layout.inbox / name
     report_file = folder / report.REPORT_NAME
     if not folder.is_dir():
-        raise ControlError(f"{folder} is not a folder in the inbox")
+        raise ControlError(
+            f"{folder} is not a folder in the inbox, and no bundle named {name} is in trouble; "
+            "`chtcd status` lists the bundles"
+        )
     try:
         bundle_name = json.loads(report_file.read_text()).get("bundle") or name
     except FileNotFoundError:

@@ -8,6 +8,7 @@
         requests/         what the CLI asks of the running daemon, as files:
             pause             present while intake is paused
             cancel-<name>     cancel that bundle (consumed by the daemon)
+            retry-<name>      try that bundle in trouble again now (consumed by the daemon)
         work/<bundle id>/<bundle name>/
                           a claimed bundle: submitted from here, outputs
                           retrieved into it, then renamed into the inbox
@@ -22,6 +23,7 @@ from pathlib import Path
 from .config import Config
 
 CANCEL_PREFIX = "cancel-"
+RETRY_PREFIX = "retry-"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class Layout:
 
     def cancel_request(self, name: str) -> Path:
         return self.requests / f"{CANCEL_PREFIX}{name}"
+
+    def retry_request(self, name: str) -> Path:
+        return self.requests / f"{RETRY_PREFIX}{name}"
 
     def work_slot(self, bundle_id: str) -> Path:
         return self.work / bundle_id

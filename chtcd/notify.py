@@ -1,4 +1,4 @@
-"""Hearing back: a desktop notification when a bundle comes back or a job is held, and `on_delivery`.
+"""Hearing back: a desktop notification when a bundle comes back, gets stuck, or a job is held; `on_delivery`.
 
 The pipeline is not touched for this: after every daemon step a `Watcher`
 compares the state with what it has already told the user, so a delivery or
@@ -113,6 +113,13 @@ class Notifier:
         count = f"{len(jobs)} jobs" if len(jobs) > 1 else f"job {jobs[0]}"
         return self.notify(f"chtcd: {record.name}: {count} held", reason or "see chtcd status " + record.name)
 
+    def trouble(self, record: BundleRecord) -> Optional[threading.Thread]:
+        """Once per spell of trouble: the error, and that chtcd keeps trying on its own."""
+        return self.notify(
+            f"chtcd: {record.name} is stuck; chtcd keeps trying",
+            f"{record.last_error or ''}\nThe other bundles go on. chtcd status {record.name} shows more.".strip(),
+        )
+
     def _run_hook(self, name: str, outcome: str, path: str) -> None:
         """The user's command, with the folder as its last argument; never through a shell."""
         argv = [*self.on_delivery, path]
@@ -145,6 +152,13 @@ class Watcher:
         self.notifier = notifier
         self._delivered: Set[str] = {r.id for r in state.bundles.values() if r.delivered_at is not None}
         self._held: Set[Tuple[str, str]] = set(self._holds(state))
+        self._troubled: Set[Tuple[str, float]] = set(self._troubles(state))
+
+    @staticmethod
+    def _troubles(state: State):
+        for record in state.bundles.values():
+            if record.first_error_at is not None and record.delivered_at is None:
+                yield record.id, record.first_error_at
 
     @staticmethod
     def _holds(state: State):
@@ -161,6 +175,12 @@ class Watcher:
             if record.delivered_at is not None and record.id not in self._delivered:
                 self._delivered.add(record.id)
                 started += self.notifier.delivered(record)
+        troubles = set(self._troubles(state))
+        for bundle_id, _since in sorted(troubles - self._troubled):
+            shown = self.notifier.trouble(state.bundles[bundle_id])
+            if shown is not None:
+                started.append(shown)
+        self._troubled = troubles
         holds = set(self._holds(state))
         new = holds - self._held
         self._held = holds

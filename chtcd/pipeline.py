@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import bundle as bundles
-from . import checks, condor, faults, lifecycle, report
+from . import checks, condor, control, faults, lifecycle, report
 from .atomic import free_name, move_dir
 from .crashpoints import INJECTED, crash_point, failing
 from .config import Config
@@ -658,10 +658,29 @@ class Pipeline:
     # ==== control: chtcd pause and cancel, carried out here (the requests are read by control.py) ====
 
     def _control(self, now: float) -> None:
-        """The CLI's requests are taken up before anything is claimed, so a paused intake claims nothing."""
-        from . import control
+        """The CLI's requests, taken up before anything is claimed, so a paused intake claims nothing.
 
-        control.apply(self, now)
+        A cancel that cannot reach the schedd stays for the next pass; a retry
+        makes a bundle in trouble due at once.
+        """
+        asked = control.pending(self.layout)
+        if asked.paused != self.state.paused:
+            self.state.paused = asked.paused
+            if asked.paused:
+                log.info("intake paused: new bundles wait in the outbox; bundles in flight are still tracked")
+            else:
+                log.info("intake resumed")
+        for name in asked.cancel:
+            records = [r for r in self.state.bundles.values() if r.name == name and r.stage in control.CANCELLABLE]
+            if not records:
+                log.info("nothing to cancel: no bundle of that name is in flight", bundle=name)
+            if all([self.cancel(record, now) for record in records]):
+                control.done(self.layout, "cancel", name)
+        for name in asked.retry:
+            for record in control.in_trouble(self.state, name):
+                record.retry_at = None
+                log.info("trying a bundle in trouble again now, as asked", bundle=name, attempts=record.failures)
+            control.done(self.layout, "retry", name)
 
     def cancel(self, record: BundleRecord, now: float) -> bool:
         """Remove a bundle's jobs, then deliver its folder as cancelled; False: try again on a later pass.

@@ -127,7 +127,23 @@ def bundle_summary(bundle: Bundle, now: float) -> Dict[str, Any]:
         "reason": bundle.get("reason"),
         "inbox_path": bundle.get("inbox_path"),
         "last_error": bundle.get("last_error"),
+        "trouble": _trouble(bundle, now),
         "outputs_expire_in_seconds": _outputs_expire_in(bundle, now),
+    }
+
+
+def _trouble(bundle: Bundle, now: float) -> Optional[Dict[str, Any]]:
+    """A bundle whose own step keeps failing (see `faults`): since when, how often, and when chtcd tries next."""
+    since = bundle.get("first_error_at")
+    if since is None:
+        return None
+    retry_at = bundle.get("retry_at")
+    return {
+        "attempts": bundle.get("failures", 0),
+        "since": since,
+        "first_error": bundle.get("first_error"),
+        "last_error": bundle.get("last_error"),
+        "next_attempt_in_seconds": None if retry_at is None else max(round(retry_at - now, 1), 0.0),
     }
 
 
@@ -160,8 +176,11 @@ def as_json(state: Snapshot, now: float, overview: Optional[Overview] = None) ->
     return json.dumps(data)
 
 
-def _next(bundle: Bundle, wait: Optional[float]) -> str:
+def _next(bundle: Bundle, wait: Optional[float], now: float) -> str:
     stage = bundle["stage"]
+    retry_at = bundle.get("retry_at")
+    if retry_at is not None and bundle.get("first_error_at") is not None:
+        return _age(max(round(retry_at - now), 0))  # its own retry, not the next tick
     if stage == "claimed":
         return "submit"
     if stage == "ready":
@@ -181,11 +200,17 @@ def _note(bundle: Bundle, expires: Optional[float]) -> str:
     if held:
         return f"held: {held[0][2]}"
     if bundle.get("last_error"):
-        return bundle["last_error"]
+        attempts = bundle.get("failures", 0)
+        return f"trouble ({attempts} attempt{'s' if attempts != 1 else ''}): {_first_line(bundle['last_error'])}"
     outcome = bundle.get("outcome")
     if outcome in ("rejected", "partial", "vanished", "lost", "cancelled"):
         return f"{outcome}: {bundle.get('reason') or ''}".rstrip(": ")
     return bundle.get("inbox_path") or ""
+
+
+def _first_line(text: str, width: int = 100) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def one_line(state: Snapshot, now: float, overview: Optional[Overview] = None) -> str:
@@ -213,7 +238,7 @@ def as_table(state: Snapshot, now: float, overview: Optional[Overview] = None) -
         j = b["jobs"].counts
         age = _age(round(now - b["claimed_at"], 1))
         note = _note(b, _outputs_expire_in(b, now))
-        row = b["name"][:24], b["stage"], j["idle"] + j["spooling"], j["running"], j["done"], j["held"], age, _next(b, wait)
+        row = b["name"][:24], b["stage"], j["idle"] + j["spooling"], j["running"], j["done"], j["held"], age, _next(b, wait, now)
         lines.append((_ROW % (*row, note)).rstrip())
     return "\n".join(lines)
 
@@ -253,8 +278,19 @@ def detail(b: Bundle, now: float, overview: Optional[Overview] = None) -> str:
         ("delivered", _when(b.get("delivered_at"), now)),
         ("outcome", None if outcome is None else f"{outcome}" + (f": {reason}" if reason else "")),
         ("inbox", b.get("inbox_path")),
-        ("last error", b.get("last_error")),
     ]
+    trouble = row["trouble"]
+    if trouble is not None:
+        retry = trouble["next_attempt_in_seconds"]
+        fields += [
+            ("trouble", f"since {_when(trouble['since'], now)}, {trouble['attempts']} failed attempt(s); "
+                        f"{'next try in ' + _age(retry) if retry is not None else 'next try on the next tick'} "
+                        f"(chtcd retry {b['name']} tries now; chtcd cancel {b['name']} ends it)"),
+            ("first error", trouble["first_error"] if trouble["first_error"] != trouble["last_error"] else None),
+            ("last error", trouble["last_error"]),
+        ]
+    else:
+        fields.append(("last error", b.get("last_error")))
     if overview is not None and b["stage"] in QUERIED:
         wait = overview.next_tick_in(now)
         fields.append(("next tick", "daemon not running" if wait is None else f"in {_age(wait)}"))
