@@ -317,13 +317,13 @@ def errno_of(text: str) -> Optional[int]:
 
 
 def local_fault(message: str, errno: Optional[int]) -> LocalFault:
-    """A fault of this computer's, with what to do about it in the user's words."""
+    """A fault of this computer's, what to do about it first, then HTCondor's own words."""
     if errno in _DISK_FULL_ERRNOS:
-        return DiskFull(f"{message}; this computer's disk is full: free some space, chtcd retries on its own", errno)
+        return DiskFull(f"this computer's disk is full: free some space, chtcd retries on its own ({message})", errno)
     if errno in (1, 13, 30):  # EPERM, EACCES, EROFS
-        return LocalFault(f"{message}; chtcd may not write there: make the folder writable for chtcd's user", errno)
+        return LocalFault(f"chtcd may not write there: make the folder writable for chtcd's user ({message})", errno)
     if errno == 2:
-        return LocalFault(f"{message}; a file of the bundle is missing on this computer", errno)
+        return LocalFault(f"a file of the bundle is missing on this computer ({message})", errno)
     return LocalFault(message, errno)
 
 
@@ -492,7 +492,7 @@ class AccessPoint:
                     raise
                 kind = "remote"
             if kind == "remote":
-                raise BundleFault(f"{doing}: the access point answered with an error: {text}") from None
+                raise BundleFault(f"the access point answered with an error while {doing}: {text}") from None
             if kind == "local":
                 raise local_fault(f"{doing}: {text}", errno_of(text)) from None
             self._schedd = None

@@ -57,12 +57,16 @@ class Chtcd:
             timeout=120,
         )
 
-    def start(self, crash_at: Optional[str] = None) -> "Chtcd":
-        """Run the daemon; ``crash_at`` names a crash point (chtcd/crashpoints.py) where it kills itself."""
+    def start(self, crash_at: Optional[str] = None, fail: Optional[str] = None) -> "Chtcd":
+        """Run the daemon; ``crash_at`` names a crash point (chtcd/crashpoints.py) where it kills itself,
+        ``fail`` a step of one bundle that fails as the schedd's refusal would (``spool:NAME``)."""
         env = dict(os.environ)
         env.pop("CHTCD_CRASH_AT", None)
+        env.pop("CHTCD_FAIL", None)
         if crash_at:
             env["CHTCD_CRASH_AT"] = crash_at
+        if fail:
+            env["CHTCD_FAIL"] = fail
         Chtcd.started.append(self)
         self._stderr_mark = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         self.proc = subprocess.Popen(
