@@ -6,6 +6,7 @@ the file is reported with the key and the file, never as a traceback.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import sys
@@ -37,7 +38,11 @@ MIN_TICK_SECONDS = 30
 
 
 class ConfigError(Exception):
-    """A configuration the daemon cannot run with; the message says what to change."""
+    """A configuration the daemon cannot run with; the message says what to change, `fix` what to run or edit."""
+
+    def __init__(self, message: str, fix: str = ""):
+        super().__init__(message)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -105,10 +110,15 @@ class Config:
 
     def require_access_point(self) -> str:
         if not self.pool.access_point:
-            where = self.source or default_config_path()
+            if self.source is None:  # no config file at all: init writes one and asks for the access point
+                raise ConfigError(
+                    f"no config file at {default_config_path()}, so no access point: run chtcd init to write one",
+                    "chtcd init",
+                )
             raise ConfigError(
-                f"no access point configured: set access_point in the [pool] table of {where}, "
-                'for example access_point = "ap2002.chtc.wisc.edu" (see config.example.toml)'
+                f"no access point configured: set access_point in the [pool] table of {self.source}, "
+                'for example access_point = "ap2002.chtc.wisc.edu"',
+                f"edit {self.source}",
             )
         return self.pool.access_point
 
@@ -153,16 +163,21 @@ def load(cli_path: Optional[str] = None) -> Config:
     path, named = resolve_config_path(cli_path)
     if not path.exists():
         if named:
-            raise ConfigError(f"config file {path} does not exist; copy config.example.toml there and edit it")
+            init = f"chtcd init --config {path}"
+            raise ConfigError(f"config file {path} does not exist; {init} writes one with every key", init)
         return from_mapping({}, None)
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{path} is not valid TOML: {exc}", f"edit {path}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    return from_mapping(raw, path)
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", f"check the permissions of {path}") from None
+    try:
+        return from_mapping(raw, path)
+    except ConfigError as exc:
+        exc.fix = exc.fix or f"edit {path}"  # the file is there: `chtcd init` would not replace it without asking
+        raise
 
 
 def _typed(value: Any, want: type, key: str, where: str) -> Any:
@@ -220,8 +235,10 @@ def from_mapping(raw: Mapping[str, Any], source: Optional[Path]) -> Config:
         values = {}
         for key, value in body.items():
             if key not in schema:
+                close = difflib.get_close_matches(key, list(schema), n=1)
+                meant = f"did you mean {close[0]}? " if close else ""
                 raise ConfigError(
-                    f"unknown key {key} in [{section}] of {where}; known keys: {', '.join(schema)}"
+                    f"unknown key {key} in [{section}] of {where}; {meant}known keys: {', '.join(schema)}"
                 )
             values[key] = _typed(value, schema[key], f"[{section}] {key}", where)
         tables[section] = values

@@ -27,6 +27,20 @@ QUERIED = frozenset({"submitting", "submitted", "running", "delivered", "release
 
 MAX_HOLDS_SHOWN = 20
 
+RECENT_SECONDS = 86400.0
+"""Bundles that came back this recently are listed even when nothing is in flight."""
+
+COLUMNS = ("idle", "running", "done", "held", "removed")
+"""The words for a bundle's jobs in the table and in `status NAME` alike; `idle` includes jobs still
+waiting for their inputs (`--json` counts those apart, as `spooling`)."""
+
+
+def tally_words(counts: Dict[str, int]) -> Dict[str, int]:
+    """A bundle's job counts in `COLUMNS`' words."""
+    words = {c: counts.get(c, 0) for c in COLUMNS}
+    words["idle"] += counts.get("spooling", 0)
+    return words
+
 
 def read(layout: Layout) -> Snapshot:
     """The daemon's state as last saved (or the generation before, if the last is torn); never written."""
@@ -188,6 +202,11 @@ def _note(bundle: Bundle, expires: Optional[float]) -> str:
     return bundle.get("inbox_path") or ""
 
 
+def _recent(bundle: Bundle, now: float) -> bool:
+    back = bundle.get("delivered_at")
+    return back is not None and now - back <= RECENT_SECONDS
+
+
 def one_line(state: Snapshot, now: float, overview: Optional[Overview] = None) -> str:
     """Nothing in flight: what came back lately, and whether the daemon is there to take more."""
     back = [b for b in state.bundles if b.get("delivered_at") is not None]
@@ -203,11 +222,16 @@ def one_line(state: Snapshot, now: float, overview: Optional[Overview] = None) -
 
 
 def as_table(state: Snapshot, now: float, overview: Optional[Overview] = None) -> str:
+    """Every bundle while any is in flight; else one line, then what came back in the last day (rejections too)."""
     bundles = _ordered(state)
-    if not any(b["stage"] != "done" for b in bundles):
-        return one_line(state, now, overview)
+    if any(b["stage"] != "done" for b in bundles):
+        lines = [overview.line(now)] if overview is not None else []
+    else:
+        bundles = [b for b in bundles if _recent(b, now)]
+        lines = [one_line(state, now, overview)]
+        if not bundles:
+            return lines[0]
     wait = overview.next_tick_in(now) if overview is not None else None
-    lines = [overview.line(now)] if overview is not None else []
     lines.append(_HEADER)
     for b in bundles:  # the row of `bundle_summary`, without the parts the table does not show
         j = b["jobs"].counts
@@ -218,10 +242,10 @@ def as_table(state: Snapshot, now: float, overview: Optional[Overview] = None) -
     return "\n".join(lines)
 
 
-_ROW = "%-24s %-10s %5d %5d %5d %5d %6s %7s  %s"
+_ROW = "%-24s %-10s %5d %7d %5d %5d %6s %7s  %s"
 """A table row, printf-style: with 2,000 rows and more, twice as fast as an f-string's format specs."""
 
-_HEADER = "%-24s %-10s %5s %5s %5s %5s %6s %7s  %s" % ("BUNDLE", "STAGE", "IDLE", "RUN", "DONE", "HELD", "AGE", "NEXT", "NOTE")
+_HEADER = "%-24s %-10s %5s %7s %5s %5s %6s %7s  %s" % ("BUNDLE", "STAGE", *(c.upper() for c in COLUMNS[:4]), "AGE", "NEXT", "NOTE")
 
 
 def _when(ts: Optional[float], now: float) -> Optional[str]:
@@ -236,6 +260,15 @@ def matching(state: Snapshot, name: str) -> List[Bundle]:
     return sorted(found, key=lambda b: b["claimed_at"], reverse=True)
 
 
+def _jobs_line(counts: Dict[str, int]) -> str:
+    """The tally in the table's words; how many idle jobs still wait for their inputs, said apart."""
+    words = tally_words(counts)
+    text = ", ".join(f"{n} {word}" for word, n in words.items() if n) or "none yet"
+    if counts.get("spooling"):
+        text += f" (of the idle, {counts['spooling']} still waiting for their inputs)"
+    return text
+
+
 def detail(b: Bundle, now: float, overview: Optional[Overview] = None) -> str:
     """One bundle in full: every date, the tally, and each held job with its reason and a hint."""
     row = bundle_summary(b, now)
@@ -246,7 +279,7 @@ def detail(b: Bundle, now: float, overview: Optional[Overview] = None) -> str:
         ("stage", b["stage"]),
         ("submit file", b.get("submit_file")),
         ("cluster", None if cluster is None else str(cluster)),
-        ("jobs", ", ".join(f"{n} {phase}" for phase, n in j.items() if n) or "none yet"),
+        ("jobs", _jobs_line(j)),
         ("claimed", _when(b["claimed_at"], now)),
         ("submitted", _when(b.get("submitted_at"), now)),
         ("finished", _when(b.get("finished_at"), now)),
