@@ -45,6 +45,9 @@ PROJECTION = [
     "MemoryUsage",
     "DiskUsage",
     "StageOutFinish",
+    "RequestMemory",
+    "RequestDisk",
+    "RequestCpus",
 ]
 """Only what chtcd uses: the tick's one query is kept small for the access point."""
 
@@ -88,6 +91,9 @@ class JobAd:
     memory_mb: Optional[int] = None
     disk_kb: Optional[int] = None
     stage_out_at: Optional[float] = None  # set once outputs were retrieved
+    request_memory_mb: Optional[int] = None  # what the job asked for: the report sets it against use
+    request_disk_kb: Optional[int] = None
+    request_cpus: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,9 @@ def _job_ad(ad: Any, text: Optional[str] = None, seen: Optional[Dict[Any, Any]] 
         memory_mb=_number(get("MemoryUsage")),
         disk_kb=_number(get("DiskUsage")),
         stage_out_at=alike("StageOutFinish", _number(get("StageOutFinish"), float) or None),
+        request_memory_mb=alike("RequestMemory", _number(get("RequestMemory"))),
+        request_disk_kb=alike("RequestDisk", _number(get("RequestDisk"))),
+        request_cpus=alike("RequestCpus", _number(get("RequestCpus"))),
     )
 
 

@@ -141,7 +141,8 @@ def bundle(data: Dict[str, Any]) -> Bundle:
         value = data.get(key)
         if value is not None:
             data[key] = float(value)
-    data["jobs"] = tally(data.get("jobs") or {})
+    data["job_fields"] = data.get("jobs") or {}  # as the file holds them, for `status NAME` (sizing); no copy
+    data["jobs"] = tally(data["job_fields"])
     return data
 
 

@@ -44,6 +44,7 @@ QUERIED_STAGES = (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING, Stage.DELIVE
 _ad_fields = operator.attrgetter(
     "proc", "status", "entered_status_at", "hold_code", "hold_subcode", "hold_reason", "exit_code", "exit_signal",
     "completed_at", "starts", "wall_seconds", "cpu_seconds", "memory_mb", "disk_kb",
+    "request_memory_mb", "request_disk_kb", "request_cpus",
 )
 """What `_merge` copies from a JobAd into a JobRecord: equal on both, nothing changed."""
 
@@ -298,6 +299,9 @@ class Pipeline:
                     memory_mb=ad.memory_mb,
                     disk_kb=ad.disk_kb,
                     retrieved=old.retrieved if old is not None else False,
+                    request_memory_mb=ad.request_memory_mb,
+                    request_disk_kb=ad.request_disk_kb,
+                    request_cpus=ad.request_cpus,
                 )
                 record.jobs[key] = job
                 if lifecycle.phase(job) == Phase.HELD and not was_held and record.stage == Stage.RUNNING:

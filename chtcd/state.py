@@ -65,6 +65,9 @@ class JobRecord:
     disk_kb: Optional[int] = None
     gone: bool = False  # no longer in the schedd's queue
     retrieved: bool = False  # outputs already fetched (early, ahead of the 10-day limit)
+    request_memory_mb: Optional[int] = None  # what the job asked for, for `sizing`
+    request_disk_kb: Optional[int] = None
+    request_cpus: Optional[int] = None
 
 
 @dataclass(**_SLOTS)

@@ -128,8 +128,16 @@ def _holds(bundle: Bundle) -> List[Dict[str, Any]]:
     ]
 
 
-def bundle_summary(bundle: Bundle, now: float) -> Dict[str, Any]:
-    return {
+def resources(bundle: Bundle) -> Dict[str, Any]:
+    """Requested against used, and what to ask for next time (`sizing`), from the jobs that finished so far."""
+    from . import sizing
+
+    return sizing.assess(bundle.get("job_fields", {}).values())
+
+
+def bundle_summary(bundle: Bundle, now: float, full: bool = False) -> Dict[str, Any]:
+    """The bundle as `status --json` lists it; ``full`` (`status NAME --json`) adds its resources."""
+    row = {
         "name": bundle["name"],
         "id": bundle["id"],
         "stage": bundle["stage"],
@@ -143,6 +151,9 @@ def bundle_summary(bundle: Bundle, now: float) -> Dict[str, Any]:
         "last_error": bundle.get("last_error"),
         "outputs_expire_in_seconds": _outputs_expire_in(bundle, now),
     }
+    if full:
+        row["resources"] = resources(bundle)
+    return row
 
 
 OUTPUT_LIFETIME_SECONDS = 10 * 86400.0
@@ -303,4 +314,8 @@ def detail(b: Bundle, now: float, overview: Optional[Overview] = None) -> str:
             lines.append(f"{'':<12} hint: {hold['hint']}")
     if len(holds) > MAX_HOLDS_SHOWN:
         lines.append(f"{'':<12} ... and {len(holds) - MAX_HOLDS_SHOWN} more held jobs")
+    from . import sizing
+
+    for n, text in enumerate(sizing.lines(resources(b))):
+        lines.append(f"{'resources:' if n == 0 else '':<12} {text}")
     return "\n".join(lines)

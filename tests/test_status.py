@@ -217,3 +217,18 @@ def test_status_needs_none_of_the_daemons_modules(setup):
     heavy = {"htcondor", "htcondor2", "classad", "classad2", "apscheduler", "watchdog", "structlog",
              "chtcd.condor", "chtcd.pipeline", "chtcd.daemon", "chtcd.state", "chtcd.lifecycle"}
     assert loaded & heavy == set()
+
+
+def test_detail_and_json_show_requested_against_used_for_finished_jobs(setup):
+    config, layout, _ = setup
+    record = running("sized")
+    for job in record.jobs.values():
+        job.request_memory_mb = 8192
+    record.jobs["2"].memory_mb = 700
+    save(layout, record)
+    text = chtcd("status", "sized", "--config", str(config)).stdout
+    assert "resources:   memory: requested 8.0 GB, used at most 700 MB (median 700 MB)" in text
+    assert "next time: request_memory = 896MB" in text
+    (row,) = json.loads(chtcd("status", "sized", "--json", "--config", str(config)).stdout)
+    assert row["resources"]["memory"]["used"] == {"max": 700, "median": 700}
+    assert row["resources"]["suggestions"][0]["line"] == "request_memory = 896MB"
