@@ -533,6 +533,70 @@ class AccessPoint:
         with self._call("removing jobs") as schedd:
             schedd.act(self._h.JobAction.Remove, constraint)
 
+    # ---- why a job is idle: the schedd's view of one job, then the slots, clause by clause ----
+
+    def idle_facts(self, cluster: int, proc: int) -> "Any":
+        """What `condor_q -better-analyze` would say of one idle job, as `idle.Facts`: two queries.
+
+        The job's whole ad (one job, so small) is read because its Requirements
+        may name any of its attributes; the collector is asked for the slots with
+        only the attributes those Requirements name. Each top-level conjunct is
+        evaluated against each distinct slot here, and only counts go back.
+        """
+        from . import idle  # pure: splits the expression and holds the plain result
+
+        h = self._h
+        with self._call(f"reading job {cluster}.{proc} for why it is idle") as schedd:
+            ads = schedd.query(f"ClusterId == {cluster} && ProcId == {proc}", limit=1)
+        if not ads:
+            raise Refused(f"job {cluster}.{proc} is no longer in the queue")
+        job = ads[0]
+        try:
+            requirements = job.lookup("Requirements")
+        except KeyError:
+            requirements = None
+        text = "" if requirements is None else str(requirements)
+        clauses = idle.conjuncts(text) if text else []
+        wanted = sorted({ref.split(".")[-1] for ref in (job.externalRefs(requirements) if requirements is not None else [])})
+        try:
+            slots = self._collector().query(h.AdType.Startd, projection=wanted or ["Name"])
+        except Exception as exc:
+            raise _classify(exc, f"asking {self.collector_host} for its slots") from None
+        exprs = [h.classad.ExprTree(c) for c in clauses]  # htcondor2.classad is classad2
+        kinds: Dict[str, List[Any]] = {}  # slots alike in every projected attribute are evaluated once
+        for slot in slots:
+            kinds.setdefault(slot.printJson(), [slot, 0])[1] += 1
+        meet = [0] * len(clauses)
+        rest = [0] * len(clauses)
+        undefined = [0] * len(clauses)
+        matching = 0
+        for slot, n in kinds.values():
+            values = [_clause_value(e, job, slot) for e in exprs]
+            passed = [v is True for v in values]
+            failed = passed.count(False)
+            matching += n if failed == 0 else 0
+            for i, ok in enumerate(passed):
+                meet[i] += n if ok else 0
+                undefined[i] += n if values[i] is None else 0
+                if failed == 0 or (failed == 1 and not ok):
+                    rest[i] += n
+        get = lambda key: _number(_evaluated(job, key))  # noqa: E731
+        return idle.Facts(
+            job=f"{cluster}.{proc}",
+            idle_since=_number(_evaluated(job, "EnteredCurrentStatus"), float),
+            requirements=text,
+            slots=len(slots),
+            matching=matching,
+            clauses=[idle.Clause(c, meet[i], rest[i], undefined[i]) for i, c in enumerate(clauses)],
+            last_rejection=_text(_evaluated(job, "LastRejMatchReason")),
+            matches=get("NumJobMatches"),
+            autocluster=get("AutoClusterId"),
+            request_memory_mb=get("RequestMemory"),
+            request_disk_kb=get("RequestDisk"),
+            request_cpus=get("RequestCpus"),
+            request_gpus=get("RequestGPUs"),
+        )
+
     # ---- one small call each, for `chtcd doctor` ----
 
     def wait_at_most(self, seconds: float) -> None:
@@ -566,6 +630,15 @@ class AccessPoint:
         except Exception as exc:
             raise _classify(exc, "looking for the access point's credd") from None
         return bool(ads)
+
+
+def _clause_value(expr: Any, job: Any, slot: Any) -> Optional[bool]:
+    """A conjunct evaluated with the job as MY and the slot as TARGET: True, False, or None if undefined or an error."""
+    try:
+        value = expr.eval(job, slot)
+    except Exception:
+        return None
+    return value if type(value) is bool else None
 
 
 def job_id(cluster: int, proc: int) -> str:

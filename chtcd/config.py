@@ -66,6 +66,7 @@ class DaemonConfig:
     tick_seconds: float = 60.0
     settle_seconds: float = 5.0
     hold_grace_seconds: float = 6 * 3600.0
+    explain_idle_after_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def default_paths() -> PathsConfig:
 _SCHEMA: Dict[str, Dict[str, type]] = {
     "pool": {"collector": str, "access_point": str, "netid": str, "token_dir": str, "credd_services": list},
     "paths": {"outbox": str, "inbox": str, "state_dir": str},
-    "daemon": {"tick_seconds": float, "settle_seconds": float, "hold_grace_seconds": float},
+    "daemon": {"tick_seconds": float, "settle_seconds": float, "hold_grace_seconds": float, "explain_idle_after_seconds": float},
     "limits": {"max_upload_mb": float},
     "notify": {"desktop": bool, "on_delivery": str},
 }
@@ -263,7 +264,7 @@ def from_mapping(raw: Mapping[str, Any], source: Optional[Path]) -> Config:
             f"at most one query per {MIN_TICK_SECONDS} s, so use {MIN_TICK_SECONDS} or more "
             "(shorter ticks are only allowed against a local test pool)"
         )
-    for key in ("tick_seconds", "settle_seconds", "hold_grace_seconds"):
+    for key in ("tick_seconds", "settle_seconds", "hold_grace_seconds", "explain_idle_after_seconds"):
         if getattr(daemon, key) < 0 or (key == "tick_seconds" and daemon.tick_seconds <= 0):
             raise ConfigError(f"[daemon] {key} in {where} must be positive")
     limits = LimitsConfig(**tables.get("limits", {}))

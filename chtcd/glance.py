@@ -120,7 +120,7 @@ def tally(jobs: Mapping[str, Mapping[str, Any]]) -> Tally:
     return result
 
 
-_LATER_TIMES = ("submitted_at", "finished_at", "delivered_at")
+_LATER_TIMES = ("submitted_at", "finished_at", "delivered_at", "idle_explained_at")
 
 Bundle = Dict[str, Any]
 """A bundle as the state file holds it, made ready for `status` by `bundle`."""

@@ -92,6 +92,7 @@ def build(record: BundleRecord, access_point: str, now: float) -> Dict[str, Any]
             "delivered": _iso(now),
         },
         "resources": resources(record),
+        "idle": record.idle if record.idle is not None and any(j.status == 1 for j in record.jobs.values()) else None,
     }
 
 

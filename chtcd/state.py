@@ -90,6 +90,8 @@ class BundleRecord:
     last_error: Optional[str] = None
     failures: int = 0
     jobs: Dict[str, JobRecord] = field(default_factory=dict)
+    idle_explained_at: Optional[float] = None  # when chtcd last worked out why jobs were idle (`idle.due`)
+    idle: Optional[Dict[str, Any]] = None  # that explanation (`idle.explain`), while jobs are still idle
 
     def to_json(self) -> Dict[str, Any]:
         data = _head_json(self)

@@ -150,6 +150,7 @@ def bundle_summary(bundle: Bundle, now: float, full: bool = False) -> Dict[str, 
         "inbox_path": bundle.get("inbox_path"),
         "last_error": bundle.get("last_error"),
         "outputs_expire_in_seconds": _outputs_expire_in(bundle, now),
+        "idle": bundle.get("idle"),
     }
     if full:
         row["resources"] = resources(bundle)
@@ -205,6 +206,9 @@ def _note(bundle: Bundle, expires: Optional[float]) -> str:
     held = bundle["jobs"].held
     if held:
         return f"held: {held[0][2]}"
+    why = bundle.get("idle")
+    if why:
+        return f"idle: {why['summary']}" + (f"; {why['hints'][0]}" if why.get("hints") else "")
     if bundle.get("last_error"):
         return bundle["last_error"]
     outcome = bundle.get("outcome")
@@ -314,6 +318,14 @@ def detail(b: Bundle, now: float, overview: Optional[Overview] = None) -> str:
             lines.append(f"{'':<12} hint: {hold['hint']}")
     if len(holds) > MAX_HOLDS_SHOWN:
         lines.append(f"{'':<12} ... and {len(holds) - MAX_HOLDS_SHOWN} more held jobs")
+    why = b.get("idle")
+    if why:
+        lines.append(f"{'why idle:':<12} job {why['job']}: {why['summary']}")
+        for hint in why.get("hints", []):
+            lines.append(f"{'':<12} hint: {hint}")
+        for clause in why.get("clauses", []):
+            lines.append(f"{'':<12} {clause['slots']:>5} of {why['slots']} slot(s) meet {clause['clause']}")
+        lines.append(f"{'':<12} (worked out {_age(now - why['explained_at'])} ago; again hourly while they stay idle)")
     from . import sizing
 
     for n, text in enumerate(sizing.lines(resources(b))):
