@@ -232,3 +232,25 @@ def test_detail_and_json_show_requested_against_used_for_finished_jobs(setup):
     (row,) = json.loads(chtcd("status", "sized", "--json", "--config", str(config)).stdout)
     assert row["resources"]["memory"]["used"] == {"max": 700, "median": 700}
     assert row["resources"]["suggestions"][0]["line"] == "request_memory = 896MB"
+
+
+def test_why_idle_in_the_table_in_detail_and_in_json(setup):
+    from chtcd import idle
+
+    config, layout, _ = setup
+    record = BundleRecord(id="id-stuck", name="stuck", stage=Stage.RUNNING, claimed_at=NOW - 900, cluster=7,
+                          jobs={"0": JobRecord(proc=0, status=1, entered_status_at=NOW - 800)}, idle_explained_at=NOW - 60)
+    facts = idle.Facts(job="7.0", idle_since=NOW - 800, requirements="(OpSysMajorVer == 9) && (TARGET.Memory >= RequestMemory)",
+                       slots=4, matching=0, clauses=[idle.Clause("OpSysMajorVer == 9", 0, 4), idle.Clause("TARGET.Memory >= RequestMemory", 4, 0)])
+    record.idle = idle.explain(facts, NOW - 60)
+    save(layout, record)
+    _, _, row = chtcd("status", "--config", str(config)).stdout.splitlines()
+    assert "idle: no slot matches: none of the pool's 4 slot(s) meets OpSysMajorVer == 9 (4 meet the rest); no slot has" in row
+    text = chtcd("status", "stuck", "--config", str(config)).stdout
+    assert "why idle:    job 7.0: no slot matches: none of the pool's 4 slot(s) meets OpSysMajorVer == 9" in text
+    assert "hint: no slot has OpSysMajorVer == 9: drop that clause or use a container" in text
+    assert "    0 of 4 slot(s) meet OpSysMajorVer == 9" in text
+    (full,) = json.loads(chtcd("status", "stuck", "--json", "--config", str(config)).stdout)
+    assert full["idle"]["clauses"][0] == {"clause": "OpSysMajorVer == 9", "slots": 0, "slots_meeting_the_rest": 4, "undefined": 0}
+    listed = json.loads(chtcd("status", "--json", "--config", str(config)).stdout)["bundles"][0]
+    assert listed["idle"] == full["idle"]
