@@ -194,7 +194,7 @@ def explain(facts: Facts, now: float) -> Dict[str, Any]:
         summary = f"{facts.matching} of {facts.slots} slots match: the jobs wait for one to be free"
         hints.append("nothing to fix: the pool is busy (at CHTC your recent usage lowers your priority); wait")
     if facts.last_rejection and facts.slots:
-        hints.append(f"the access point's last word on it: {facts.last_rejection}")
+        hints.append(f"the access point's last word on it: {facts.last_rejection.strip()}")
     return {
         "job": facts.job,
         "explained_at": round(now),
