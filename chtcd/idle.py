@@ -25,11 +25,25 @@ EXPLAIN_EVERY_SECONDS = 3600.0
 
 
 def conjuncts(expression: str) -> List[str]:
-    """The top-level ``&&`` clauses of a ClassAd expression, each without its enclosing parentheses.
+    """The ``&&`` clauses of a ClassAd expression, each without its enclosing parentheses, each once.
 
-    Strings, and ``&&`` inside parentheses or brackets, are left whole:
-    ``(A) && ((B && C) || D)`` gives ``["A", "(B && C) || D"]``.
+    A parenthesised conjunction is opened too: HTCondor wraps the submit
+    file's Requirements in parentheses and appends its own clauses, so
+    ``(A && B) && C`` gives ``["A", "B", "C"]``. Strings, and ``&&`` under
+    ``||``, ``!`` or a function, are left whole: ``(A) && ((B && C) || D)``
+    gives ``["A", "(B && C) || D"]``.
     """
+    found: List[str] = []
+    for part in _top_level(expression):
+        inner = _top_level(part)
+        for clause in conjuncts(part) if len(inner) > 1 else [part]:
+            if clause not in found:
+                found.append(clause)
+    return found
+
+
+def _top_level(expression: str) -> List[str]:
+    """The expression split at the ``&&`` outside parentheses, brackets and strings; parts unwrapped."""
     parts, depth, start, i, quote = [], 0, 0, 0, ""
     text = expression
     while i < len(text):

@@ -70,7 +70,12 @@ def _exceeded(job: Mapping[str, Any]) -> Optional[str]:
 def _spread(values: List[float]) -> Optional[Dict[str, float]]:
     if not values:
         return None
-    return {"max": max(values), "median": statistics.median(values)}
+    return {"max": _plain(max(values)), "median": _plain(statistics.median(values))}
+
+
+def _plain(value: float) -> float:
+    """1024 rather than 1024.0 in the report; CPUs to two decimals."""
+    return int(value) if float(value).is_integer() else round(value, 2)
 
 
 def _round_up(resource: str, value: float) -> float:

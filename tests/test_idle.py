@@ -22,6 +22,20 @@ def test_conjuncts_are_the_top_level_ands_without_their_parentheses():
     ]
 
 
+def test_a_parenthesised_conjunction_is_opened_and_a_repeated_clause_kept_once():
+    """What the bindings send: the submit file's Requirements in parentheses, then HTCondor's own clauses."""
+    sent = (
+        '((TARGET.OpSys == "LINUX") && (TARGET.Memory >= RequestMemory) && ((TARGET.FileSystemDomain == MY.FileSystemDomain) || '
+        '(TARGET.HasFileTransfer))) && (TARGET.Arch == "X86_64") && (TARGET.Memory >= RequestMemory)'
+    )
+    assert idle.conjuncts(sent) == [
+        'TARGET.OpSys == "LINUX"',
+        "TARGET.Memory >= RequestMemory",
+        "(TARGET.FileSystemDomain == MY.FileSystemDomain) || (TARGET.HasFileTransfer)",
+        'TARGET.Arch == "X86_64"',
+    ]
+
+
 def test_conjuncts_leave_strings_lists_and_single_clauses_whole():
     assert idle.conjuncts('Name == "a && b" && member(X, {"&&", 1})') == ['Name == "a && b"', 'member(X, {"&&", 1})']
     assert idle.conjuncts("((OpSysMajorVer == 9))") == ["OpSysMajorVer == 9"]
