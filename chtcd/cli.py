@@ -94,7 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not found:
             return _fail(f"chtcd knows no bundle named {args.name}; `chtcd status` lists them", 1)
         if args.json:
-            print(json.dumps([status.bundle_summary(r, now) for r in found]))
+            print(json.dumps([status.bundle_summary(r, now, full=True) for r in found]))
         else:
             print("\n\n".join(status.detail(r, now, overview) for r in found))
         return 0

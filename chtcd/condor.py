@@ -45,6 +45,9 @@ PROJECTION = [
     "MemoryUsage",
     "DiskUsage",
     "StageOutFinish",
+    "RequestMemory",
+    "RequestDisk",
+    "RequestCpus",
 ]
 """Only what chtcd uses: the tick's one query is kept small for the access point."""
 
@@ -107,6 +110,9 @@ class JobAd:
     memory_mb: Optional[int] = None
     disk_kb: Optional[int] = None
     stage_out_at: Optional[float] = None  # set once outputs were retrieved
+    request_memory_mb: Optional[int] = None  # what the job asked for: the report sets it against use
+    request_disk_kb: Optional[int] = None
+    request_cpus: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +268,9 @@ def _job_ad(ad: Any, text: Optional[str] = None, seen: Optional[Dict[Any, Any]] 
         memory_mb=_number(get("MemoryUsage")),
         disk_kb=_number(get("DiskUsage")),
         stage_out_at=alike("StageOutFinish", _number(get("StageOutFinish"), float) or None),
+        request_memory_mb=alike("RequestMemory", _number(get("RequestMemory"))),
+        request_disk_kb=alike("RequestDisk", _number(get("RequestDisk"))),
+        request_cpus=alike("RequestCpus", _number(get("RequestCpus"))),
     )
 
 
@@ -634,6 +643,70 @@ class AccessPoint:
         with self._job_call("removing jobs") as schedd:
             schedd.act(self._h.JobAction.Remove, constraint)
 
+    # ---- why a job is idle: the schedd's view of one job, then the slots, clause by clause ----
+
+    def idle_facts(self, cluster: int, proc: int) -> "Any":
+        """What `condor_q -better-analyze` would say of one idle job, as `idle.Facts`: two queries.
+
+        The job's whole ad (one job, so small) is read because its Requirements
+        may name any of its attributes; the collector is asked for the slots with
+        only the attributes those Requirements name. Each top-level conjunct is
+        evaluated against each distinct slot here, and only counts go back.
+        """
+        from . import idle  # pure: splits the expression and holds the plain result
+
+        h = self._h
+        with self._call(f"reading job {cluster}.{proc} for why it is idle") as schedd:
+            ads = schedd.query(f"ClusterId == {cluster} && ProcId == {proc}", limit=1)
+        if not ads:
+            raise Refused(f"job {cluster}.{proc} is no longer in the queue")
+        job = ads[0]
+        try:
+            requirements = job.lookup("Requirements")
+        except KeyError:
+            requirements = None
+        text = "" if requirements is None else str(requirements)
+        clauses = idle.conjuncts(text) if text else []
+        wanted = sorted({ref.split(".")[-1] for ref in (job.externalRefs(requirements) if requirements is not None else [])})
+        try:
+            slots = self._collector().query(h.AdType.Startd, projection=wanted or ["Name"])
+        except Exception as exc:
+            raise _classify(exc, f"asking {self.collector_host} for its slots") from None
+        exprs = [h.classad.ExprTree(c) for c in clauses]  # htcondor2.classad is classad2
+        kinds: Dict[str, List[Any]] = {}  # slots alike in every projected attribute are evaluated once
+        for slot in slots:
+            kinds.setdefault(slot.printJson(), [slot, 0])[1] += 1
+        meet = [0] * len(clauses)
+        rest = [0] * len(clauses)
+        undefined = [0] * len(clauses)
+        matching = 0
+        for slot, n in kinds.values():
+            values = [_clause_value(e, job, slot) for e in exprs]
+            passed = [v is True for v in values]
+            failed = passed.count(False)
+            matching += n if failed == 0 else 0
+            for i, ok in enumerate(passed):
+                meet[i] += n if ok else 0
+                undefined[i] += n if values[i] is None else 0
+                if failed == 0 or (failed == 1 and not ok):
+                    rest[i] += n
+        get = lambda key: _number(_evaluated(job, key))  # noqa: E731
+        return idle.Facts(
+            job=f"{cluster}.{proc}",
+            idle_since=_number(_evaluated(job, "EnteredCurrentStatus"), float),
+            requirements=text,
+            slots=len(slots),
+            matching=matching,
+            clauses=[idle.Clause(c, meet[i], rest[i], undefined[i]) for i, c in enumerate(clauses)],
+            last_rejection=_text(_evaluated(job, "LastRejMatchReason")),
+            matches=get("NumJobMatches"),
+            autocluster=get("AutoClusterId"),
+            request_memory_mb=get("RequestMemory"),
+            request_disk_kb=get("RequestDisk"),
+            request_cpus=get("RequestCpus"),
+            request_gpus=get("RequestGPUs"),
+        )
+
     # ---- one small call each, for `chtcd doctor` ----
 
     def wait_at_most(self, seconds: float) -> None:
@@ -672,6 +745,13 @@ class AccessPoint:
 def _job_list(job_ids: Sequence[str]) -> str:
     shown = ", ".join(job_ids[:5])
     return shown if len(job_ids) <= 5 else f"{shown} and {len(job_ids) - 5} more"
+def _clause_value(expr: Any, job: Any, slot: Any) -> Optional[bool]:
+    """A conjunct evaluated with the job as MY and the slot as TARGET: True, False, or None if undefined or an error."""
+    try:
+        value = expr.eval(job, slot)
+    except Exception:
+        return None
+    return value if type(value) is bool else None
 
 
 def job_id(cluster: int, proc: int) -> str:

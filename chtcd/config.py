@@ -6,6 +6,7 @@ the file is reported with the key and the file, never as a traceback.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import sys
@@ -37,7 +38,11 @@ MIN_TICK_SECONDS = 30
 
 
 class ConfigError(Exception):
-    """A configuration the daemon cannot run with; the message says what to change."""
+    """A configuration the daemon cannot run with; the message says what to change, `fix` what to run or edit."""
+
+    def __init__(self, message: str, fix: str = ""):
+        super().__init__(message)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class DaemonConfig:
     settle_seconds: float = 5.0
     hold_grace_seconds: float = 6 * 3600.0
     fault_grace_seconds: float = 86400.0
+    explain_idle_after_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -106,10 +112,15 @@ class Config:
 
     def require_access_point(self) -> str:
         if not self.pool.access_point:
-            where = self.source or default_config_path()
+            if self.source is None:  # no config file at all: init writes one and asks for the access point
+                raise ConfigError(
+                    f"no config file at {default_config_path()}, so no access point: run chtcd init to write one",
+                    "chtcd init",
+                )
             raise ConfigError(
-                f"no access point configured: set access_point in the [pool] table of {where}, "
-                'for example access_point = "ap2002.chtc.wisc.edu" (see config.example.toml)'
+                f"no access point configured: set access_point in the [pool] table of {self.source}, "
+                'for example access_point = "ap2002.chtc.wisc.edu"',
+                f"edit {self.source}",
             )
         return self.pool.access_point
 
@@ -134,7 +145,10 @@ def default_paths() -> PathsConfig:
 _SCHEMA: Dict[str, Dict[str, type]] = {
     "pool": {"collector": str, "access_point": str, "netid": str, "token_dir": str, "credd_services": list},
     "paths": {"outbox": str, "inbox": str, "state_dir": str},
-    "daemon": {"tick_seconds": float, "settle_seconds": float, "hold_grace_seconds": float, "fault_grace_seconds": float},
+    "daemon": {
+        "tick_seconds": float, "settle_seconds": float, "hold_grace_seconds": float,
+        "fault_grace_seconds": float, "explain_idle_after_seconds": float,
+    },
     "limits": {"max_upload_mb": float},
     "notify": {"desktop": bool, "on_delivery": str},
 }
@@ -154,16 +168,21 @@ def load(cli_path: Optional[str] = None) -> Config:
     path, named = resolve_config_path(cli_path)
     if not path.exists():
         if named:
-            raise ConfigError(f"config file {path} does not exist; copy config.example.toml there and edit it")
+            init = f"chtcd init --config {path}"
+            raise ConfigError(f"config file {path} does not exist; {init} writes one with every key", init)
         return from_mapping({}, None)
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{path} is not valid TOML: {exc}", f"edit {path}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    return from_mapping(raw, path)
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", f"check the permissions of {path}") from None
+    try:
+        return from_mapping(raw, path)
+    except ConfigError as exc:
+        exc.fix = exc.fix or f"edit {path}"  # the file is there: `chtcd init` would not replace it without asking
+        raise
 
 
 def _typed(value: Any, want: type, key: str, where: str) -> Any:
@@ -221,8 +240,10 @@ def from_mapping(raw: Mapping[str, Any], source: Optional[Path]) -> Config:
         values = {}
         for key, value in body.items():
             if key not in schema:
+                close = difflib.get_close_matches(key, list(schema), n=1)
+                meant = f"did you mean {close[0]}? " if close else ""
                 raise ConfigError(
-                    f"unknown key {key} in [{section}] of {where}; known keys: {', '.join(schema)}"
+                    f"unknown key {key} in [{section}] of {where}; {meant}known keys: {', '.join(schema)}"
                 )
             values[key] = _typed(value, schema[key], f"[{section}] {key}", where)
         tables[section] = values
@@ -247,7 +268,7 @@ def from_mapping(raw: Mapping[str, Any], source: Optional[Path]) -> Config:
             f"at most one query per {MIN_TICK_SECONDS} s, so use {MIN_TICK_SECONDS} or more "
             "(shorter ticks are only allowed against a local test pool)"
         )
-    for key in ("tick_seconds", "settle_seconds", "hold_grace_seconds", "fault_grace_seconds"):
+    for key in ("tick_seconds", "settle_seconds", "hold_grace_seconds", "fault_grace_seconds", "explain_idle_after_seconds"):
         if getattr(daemon, key) < 0 or (key == "tick_seconds" and daemon.tick_seconds <= 0):
             raise ConfigError(f"[daemon] {key} in {where} must be positive")
     limits = LimitsConfig(**tables.get("limits", {}))

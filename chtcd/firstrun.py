@@ -72,6 +72,7 @@ def render(config: configuration.Config) -> str:
         f"settle_seconds = {_n(daemon.settle_seconds)}",
         f"hold_grace_seconds = {_n(daemon.hold_grace_seconds)}",
         f"fault_grace_seconds = {_n(daemon.fault_grace_seconds)}",
+        f"explain_idle_after_seconds = {_n(daemon.explain_idle_after_seconds)}",
         "",
         "[limits]",
         f"max_upload_mb = {_n(config.limits.max_upload_mb)}",

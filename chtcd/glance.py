@@ -120,7 +120,7 @@ def tally(jobs: Mapping[str, Mapping[str, Any]]) -> Tally:
     return result
 
 
-_LATER_TIMES = ("submitted_at", "finished_at", "delivered_at", "first_error_at", "retry_at")
+_LATER_TIMES = ("submitted_at", "finished_at", "delivered_at", "first_error_at", "retry_at", "idle_explained_at")
 
 Bundle = Dict[str, Any]
 """A bundle as the state file holds it, made ready for `status` by `bundle`."""
@@ -141,7 +141,8 @@ def bundle(data: Dict[str, Any]) -> Bundle:
         value = data.get(key)
         if value is not None:
             data[key] = float(value)
-    data["jobs"] = tally(data.get("jobs") or {})
+    data["job_fields"] = data.get("jobs") or {}  # as the file holds them, for `status NAME` (sizing); no copy
+    data["jobs"] = tally(data["job_fields"])
     return data
 
 

@@ -11,7 +11,7 @@ at CHTC).
 Everything here needs root. This module never imports the HTCondor bindings;
 it checks the pool with the pool's own command-line tools inside the root.
 
-    python -m chtcd.localpool up|down|status|env [--toml]
+    python -m chtcd.localpool up|down|status|env [--shell]
 """
 
 from __future__ import annotations
@@ -661,25 +661,29 @@ def condor_tool(
 # --- command line ----------------------------------------------------------------------
 
 
-def env_lines(pool: LocalPool, toml: bool = False) -> str:
-    """What a chtcd config (or a shell) needs to reach the pool."""
+def env_lines(pool: LocalPool, toml: bool = True) -> str:
+    """A chtcd config for the pool, loadable as it stands (``toml``), or shell exports for HTCondor's own tools.
+
+    The config carries the ``[submit]`` override this pool needs: CHTC's default
+    Requirements ask for slots (PoolName "CHTC", OpSysMajorVer 9) it does not have.
+    """
     if toml:
         lines = [
+            "# chtcd config for the local test pool, from `python3 -m chtcd.localpool env`.",
             "[pool]",
             f"collector = {_toml_string(pool.collector)}",
             f"access_point = {_toml_string(pool.access_point)}",
             f"token_dir = {_toml_string(str(pool.token_dir))}",
             "",
             "[submit]",
+            "# CHTC's default Requirements match no slot of this pool: these replace them.",
         ]
         lines += [f"{key} = {_toml_string(value)}" for key, value in pool.submit_defaults.items()]
         return "\n".join(lines)
     return "\n".join([
-        f"export CHTCD_COLLECTOR={shlex.quote(pool.collector)}",
-        f"export CHTCD_ACCESS_POINT={shlex.quote(pool.access_point)}",
-        f"export CHTCD_TOKEN_DIR={shlex.quote(str(pool.token_dir))}",
         f"export _CONDOR_SEC_TOKEN_DIRECTORY={shlex.quote(str(pool.token_dir))}",
         "export CONDOR_CONFIG=/dev/null",
+        f"export _CONDOR_COLLECTOR_HOST={shlex.quote(pool.collector)}",
     ])
 
 
@@ -692,10 +696,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m chtcd.localpool", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("command", choices=["up", "down", "status", "env"])
-    parser.add_argument("--toml", action="store_true", help="env: print a TOML snippet")
+    parser.add_argument("--toml", action="store_true", help="env: a chtcd config (the default)")
+    parser.add_argument("--shell", action="store_true", help="env: shell exports for HTCondor's own tools instead")
     args = parser.parse_args(argv)
     if args.command == "up":
-        print(env_lines(start(), args.toml))
+        print(env_lines(start(), not args.shell))
     elif args.command == "down":
         stop()
     elif args.command == "status":
@@ -703,7 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'up' if up else 'down'}: {describe().root}")
         return 0 if up else 1
     else:
-        print(env_lines(describe(), args.toml))
+        print(env_lines(describe(), not args.shell))
     return 0
 
 

@@ -153,6 +153,7 @@ class Watcher:
         self._delivered: Set[str] = {r.id for r in state.bundles.values() if r.delivered_at is not None}
         self._held: Set[Tuple[str, str]] = set(self._holds(state))
         self._troubled: Set[Tuple[str, float]] = set(self._troubles(state))
+        self._idle: Set[str] = {r.id for r in state.bundles.values() if r.idle is not None}
 
     @staticmethod
     def _troubles(state: State):
@@ -193,4 +194,11 @@ class Watcher:
             shown = self.notifier.held(record, [f"{record.cluster}.{k}" for k in keys], first.hold_reason)
             if shown is not None:
                 started.append(shown)
+        for record in state.bundles.values():  # why jobs stay idle: told once per bundle, however often re-explained
+            if record.idle is not None and record.id not in self._idle:
+                self._idle.add(record.id)
+                hint = record.idle["hints"][0] if record.idle.get("hints") else ""
+                shown = self.notifier.notify(f"chtcd: {record.name}: jobs stay idle", f"{record.idle['summary']}\n{hint}".strip())
+                if shown is not None:
+                    started.append(shown)
         return started

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import bundle as bundles
-from . import checks, condor, control, faults, lifecycle, report
+from . import checks, condor, control, faults, idle, lifecycle, report
 from .atomic import free_name, move_dir
 from .crashpoints import INJECTED, crash_point, failing
 from .config import Config
@@ -242,6 +242,8 @@ class Pipeline:
                 break
             self._act(record, action, now)
         self._release_together(now)
+        if queried:
+            self._explain_idle(now)
         self._prune(now)
         self._save()
         condor.give_back_memory()
@@ -479,6 +481,31 @@ class Pipeline:
                 log.warning("could not remove jobs; tried again later", constraint=constraint, error=str(exc))
             return False
         return True
+
+    EXPLAIN_PER_TICK = 2
+    """Idle bundles explained in one tick (two queries each); the others wait for the next tick."""
+
+    def _explain_idle(self, now: float) -> None:
+        """Why jobs idle past `explain_idle_after_seconds` do not start (`idle`): once, then at most hourly."""
+        after, budget = self.config.daemon.explain_idle_after_seconds, self.EXPLAIN_PER_TICK
+        for record in self.state.bundles.values():
+            if record.idle is not None and not idle.still_idle(record):
+                record.idle = None  # they started, or left: the explanation no longer holds
+            proc = idle.due(record, now, after) if budget and self._may_call_schedd() else None
+            if proc is None:
+                continue
+            budget -= 1
+            record.idle_explained_at = now  # tried: whatever the answer, not again within the hour
+            try:
+                facts = self.ap.idle_facts(record.cluster, proc)
+            except condor.Unreachable as exc:
+                self._unreachable(exc)
+                return
+            except condor.CondorError as exc:
+                log.warning("could not work out why jobs are idle; trying again in an hour", bundle=record.name, error=str(exc))
+                continue
+            record.idle = idle.explain(facts, now)
+            log.warning("jobs idle", bundle=record.name, why=record.idle["summary"], hints=record.idle["hints"])
 
     # ---- deliver and release -------------------------------------------------------
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional
 
-from . import atomic
+from . import atomic, sizing
 from .lifecycle import phase
 from .state import BundleRecord, JobRecord
 
@@ -107,7 +107,18 @@ def build(record: BundleRecord, access_point: str, now: float) -> Dict[str, Any]
             "completed": _iso(record.finished_at),
             "delivered": _iso(now),
         },
+        "resources": resources(record),
+        "idle": record.idle if record.idle is not None and any(j.status == 1 for j in record.jobs.values()) else None,
     }
+
+
+def resources(record: BundleRecord) -> Dict[str, Any]:
+    """Requested against used memory, disk and CPUs (largest, median), and what to ask for next time."""
+    return sizing.assess({name: getattr(job, name) for name in _JOB_FIELDS} for job in record.jobs.values())
+
+
+_JOB_FIELDS = ("status", "hold_code", "hold_reason", "memory_mb", "disk_kb", "cpu_seconds", "wall_seconds",
+               "request_memory_mb", "request_disk_kb", "request_cpus")
 
 
 def write(folder: Path, report: Dict[str, Any]) -> None:

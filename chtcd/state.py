@@ -66,6 +66,9 @@ class JobRecord:
     gone: bool = False  # no longer in the schedd's queue
     retrieved: bool = False  # outputs already fetched (early, ahead of the 10-day limit)
     fetch_error: Optional[str] = None  # why its outputs could not be fetched; such a job is never released
+    request_memory_mb: Optional[int] = None  # what the job asked for, for `sizing`
+    request_disk_kb: Optional[int] = None
+    request_cpus: Optional[int] = None
 
 
 @dataclass(**_SLOTS)
@@ -91,6 +94,8 @@ class BundleRecord:
     first_error: Optional[str] = None
     first_error_at: Optional[float] = None  # when its trouble began: after fault_grace_seconds it comes back
     retry_at: Optional[float] = None  # not tried again before this
+    idle_explained_at: Optional[float] = None  # when chtcd last worked out why jobs were idle (`idle.due`)
+    idle: Optional[Dict[str, Any]] = None  # that explanation (`idle.explain`), while jobs are still idle
 
     def to_json(self) -> Dict[str, Any]:
         data = _head_json(self)

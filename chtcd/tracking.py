@@ -21,6 +21,7 @@ log = get_logger("chtcd.tracking")
 _ad_fields = operator.attrgetter(
     "proc", "status", "entered_status_at", "hold_code", "hold_subcode", "hold_reason", "exit_code", "exit_signal",
     "completed_at", "starts", "wall_seconds", "cpu_seconds", "memory_mb", "disk_kb",
+    "request_memory_mb", "request_disk_kb", "request_cpus",
 )
 """What `merge` copies from a JobAd into a JobRecord: equal on both, nothing changed."""
 
@@ -90,6 +91,9 @@ def _merge_bundle(record: BundleRecord, mine: List[condor.JobAd], now: float) ->
             disk_kb=ad.disk_kb,
             retrieved=old.retrieved if old is not None else False,
             fetch_error=old.fetch_error if old is not None else None,
+            request_memory_mb=ad.request_memory_mb,
+            request_disk_kb=ad.request_disk_kb,
+            request_cpus=ad.request_cpus,
         )
         record.jobs[key] = job
         if lifecycle.phase(job) == Phase.HELD and not was_held and record.stage == Stage.RUNNING:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from chtcd import condor
+from chtcd import condor, idle
 
 
 @dataclass
@@ -29,6 +29,8 @@ class FakeAccessPoint:
     past: List[condor.JobAd] = field(default_factory=list)
     unfetchable: Dict[str, str] = field(default_factory=dict)  # job id -> the schedd's error when retrieved
     disk_full: bool = False
+    slots_meeting: Dict[str, int] = field(default_factory=lambda: {"TARGET.Memory >= RequestMemory": 1})
+    """The pool as `idle_facts` sees it: each Requirements clause and how many of its one slot meet it."""
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -100,6 +102,26 @@ class FakeAccessPoint:
         self._call("history")
         bundle_id = re.search(r'"([^"]+)"', constraint).group(1)
         return [ad for ad in self.past if ad.bundle_id == bundle_id]
+
+    def idle_facts(self, cluster: int, proc: int) -> idle.Facts:
+        self._call("idle_facts")
+        job = self.jobs.get((cluster, proc))
+        if job is None:
+            raise condor.Refused(f"job {cluster}.{proc} is no longer in the queue")
+        clauses = [
+            idle.Clause(text, meet, min(1, *(m for t, m in self.slots_meeting.items() if t != text)) if len(self.slots_meeting) > 1 else 1)
+            for text, meet in self.slots_meeting.items()
+        ]
+        return idle.Facts(
+            job=f"{cluster}.{proc}",
+            idle_since=job.ad.entered_status_at,
+            requirements=" && ".join(f"({t})" for t in self.slots_meeting),
+            slots=1,
+            matching=min(self.slots_meeting.values()),
+            clauses=clauses,
+            last_rejection="no match found",
+            request_memory_mb=job.ad.request_memory_mb,
+        )
 
     # what the pool would do on its own
     def set_status(self, cluster: int, proc: int, status: int, now: float = 0.0, **fields) -> None:

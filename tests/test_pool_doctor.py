@@ -154,3 +154,24 @@ def test_service_not_installed_and_no_config(pool, tmp_path):
     assert done.returncode == 1
     assert found["config valid"].startswith("FAIL") and "fix: chtcd init" in found["config valid"]
     assert found["service running"].startswith("FAIL") and "fix: chtcd service install" in found["service running"]
+
+
+def test_a_daemon_running_in_the_foreground_counts_as_running(pool, tmp_path):
+    """No service installed, but `chtcd run` on this config's state: doctor passes, with a warning to install it."""
+    from harness import Chtcd, wait_for
+
+    home = tmp_path / "home"
+    home.mkdir()
+    daemon = Chtcd(pool, tmp_path / "chtcd").start()
+    try:
+        wait_for(daemon.ready, 60, "the daemon to be serving")
+        done = chtcd("doctor", "--config", str(daemon.config), home=home, timeout=60)
+        found = lines(done)
+        assert done.returncode == 0, done.stdout
+        line = found["service running"]
+        assert line.startswith("warn") and f"chtcd run is running (pid {daemon.proc.pid})" in line, line
+        assert "fix: chtcd service install" in line
+    finally:
+        assert daemon.stop() == 0
+    done = chtcd("doctor", "--config", str(daemon.config), home=home, timeout=60)
+    assert done.returncode == 1 and lines(done)["service running"].startswith("FAIL")

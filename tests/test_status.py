@@ -64,7 +64,7 @@ def test_table_shows_counts_age_next_tick_and_holds(setup):
     assert done.returncode == 0, done.stderr
     head, columns, alpha, beta = done.stdout.splitlines()
     assert f"daemon running (pid {os.getpid()}), next tick in" in head
-    assert columns.split() == ["BUNDLE", "STAGE", "IDLE", "RUN", "DONE", "HELD", "AGE", "NEXT", "NOTE"]
+    assert columns.split() == ["BUNDLE", "STAGE", "IDLE", "RUNNING", "DONE", "HELD", "AGE", "NEXT", "NOTE"]
     assert alpha.split()[:8] == ["alpha", "running", "1", "1", "1", "0", "10m", alpha.split()[7]]
     assert alpha.split()[7].endswith("s")
     assert beta.split()[5] == "1" and "held: memory usage exceeded" in beta
@@ -84,14 +84,38 @@ def test_json_has_bundles_daemon_and_token(setup):
     assert "expires on" in done.stderr and "chtcd token fetch" in done.stderr
 
 
-def test_one_line_when_nothing_in_flight(setup):
+def test_nothing_in_flight_one_line_then_the_last_days_bundles(setup):
     config, layout, _ = setup
-    save(layout, delivered("old", NOW - 7200), delivered("new", NOW - 60))
+    refused = BundleRecord(id="id-bad", name="bad", stage=Stage.DONE, claimed_at=NOW - 120, delivered_at=NOW - 100,
+                           outcome="rejected", reason="line 3: no queue statement", inbox_path="/in/bad")
+    save(layout, delivered("ancient", NOW - 2 * 86400), delivered("old", NOW - 7200), refused, delivered("new", NOW - 60))
     (layout.pause_flag).write_text("")
     done = chtcd("status", "--config", str(config))
-    (line,) = done.stdout.splitlines()
-    assert line.startswith("nothing in flight; 2 came back lately, the last new (delivered, 1m ago)")
+    line, header, *rows = done.stdout.splitlines()
+    assert line.startswith("nothing in flight; 4 came back lately, the last new (delivered, 1m ago)")
     assert "daemon not running" in line and "intake paused" in line
+    assert header.split()[0] == "BUNDLE"
+    assert [r.split()[0] for r in rows] == ["old", "bad", "new"], "the last day's bundles, oldest first; not the one of two days ago"
+    assert "rejected: line 3: no queue statement" in rows[1]
+
+
+def test_nothing_at_all_is_one_line(setup):
+    config, layout, _ = setup
+    save(layout, delivered("ancient", NOW - 2 * 86400))
+    (line,) = chtcd("status", "--config", str(config)).stdout.splitlines()
+    assert line.startswith("nothing in flight; 1 came back lately")
+
+
+def test_table_and_detail_use_the_same_words_for_jobs_waiting_for_inputs(setup):
+    config, layout, _ = setup
+    record = BundleRecord(id="id-new", name="new", stage=Stage.RUNNING, claimed_at=NOW - 5, cluster=7,
+                          jobs={"0": JobRecord(proc=0, status=5, hold_code=16)})
+    save(layout, record)
+    _, header, row = chtcd("status", "--config", str(config)).stdout.splitlines()
+    assert dict(zip(header.split()[2:6], row.split()[2:6])) == {"IDLE": "1", "RUNNING": "0", "DONE": "0", "HELD": "0"}
+    text = chtcd("status", "new", "--config", str(config)).stdout
+    assert "jobs:        1 idle (of the idle, 1 still waiting for their inputs)" in text
+    assert "spooling" not in text
 
 
 def test_one_bundle_in_detail_with_hold_reasons(setup):
@@ -156,7 +180,7 @@ def test_detail_counts_every_phase_and_the_exit_codes(setup):
     })
     save(layout, record)
     text = chtcd("status", "mixed", "--config", str(config)).stdout
-    assert "jobs:        1 spooling, 1 idle, 1 running, 1 held, 3 done, 1 removed" in text
+    assert "jobs:        2 idle, 1 running, 3 done, 1 held, 1 removed (of the idle, 1 still waiting for their inputs)" in text
     assert "exit codes:  2 job(s) exited non-zero: 3, 7" in text
     assert "held:        job 42.7 (code 13): Transfer input files failure" in text
     (row,) = json.loads(chtcd("status", "mixed", "--json", "--config", str(config)).stdout)
@@ -193,3 +217,40 @@ def test_status_needs_none_of_the_daemons_modules(setup):
     heavy = {"htcondor", "htcondor2", "classad", "classad2", "apscheduler", "watchdog", "structlog",
              "chtcd.condor", "chtcd.pipeline", "chtcd.daemon", "chtcd.state", "chtcd.lifecycle"}
     assert loaded & heavy == set()
+
+
+def test_detail_and_json_show_requested_against_used_for_finished_jobs(setup):
+    config, layout, _ = setup
+    record = running("sized")
+    for job in record.jobs.values():
+        job.request_memory_mb = 8192
+    record.jobs["2"].memory_mb = 700
+    save(layout, record)
+    text = chtcd("status", "sized", "--config", str(config)).stdout
+    assert "resources:   memory: requested 8.0 GB, used at most 700 MB (median 700 MB)" in text
+    assert "next time: request_memory = 896MB" in text
+    (row,) = json.loads(chtcd("status", "sized", "--json", "--config", str(config)).stdout)
+    assert row["resources"]["memory"]["used"] == {"max": 700, "median": 700}
+    assert row["resources"]["suggestions"][0]["line"] == "request_memory = 896MB"
+
+
+def test_why_idle_in_the_table_in_detail_and_in_json(setup):
+    from chtcd import idle
+
+    config, layout, _ = setup
+    record = BundleRecord(id="id-stuck", name="stuck", stage=Stage.RUNNING, claimed_at=NOW - 900, cluster=7,
+                          jobs={"0": JobRecord(proc=0, status=1, entered_status_at=NOW - 800)}, idle_explained_at=NOW - 60)
+    facts = idle.Facts(job="7.0", idle_since=NOW - 800, requirements="(OpSysMajorVer == 9) && (TARGET.Memory >= RequestMemory)",
+                       slots=4, matching=0, clauses=[idle.Clause("OpSysMajorVer == 9", 0, 4), idle.Clause("TARGET.Memory >= RequestMemory", 4, 0)])
+    record.idle = idle.explain(facts, NOW - 60)
+    save(layout, record)
+    _, _, row = chtcd("status", "--config", str(config)).stdout.splitlines()
+    assert "idle: no slot matches: none of the pool's 4 slot(s) meets OpSysMajorVer == 9 (4 meet the rest); no slot has" in row
+    text = chtcd("status", "stuck", "--config", str(config)).stdout
+    assert "why idle:    job 7.0: no slot matches: none of the pool's 4 slot(s) meets OpSysMajorVer == 9" in text
+    assert "hint: no slot has OpSysMajorVer == 9: drop that clause or use a container" in text
+    assert "    0 of 4 slot(s) meet OpSysMajorVer == 9" in text
+    (full,) = json.loads(chtcd("status", "stuck", "--json", "--config", str(config)).stdout)
+    assert full["idle"]["clauses"][0] == {"clause": "OpSysMajorVer == 9", "slots": 0, "slots_meeting_the_rest": 4, "undefined": 0}
+    listed = json.loads(chtcd("status", "--json", "--config", str(config)).stdout)["bundles"][0]
+    assert listed["idle"] == full["idle"]
