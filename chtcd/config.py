@@ -66,6 +66,7 @@ class DaemonConfig:
 @dataclass(frozen=True)
 class LimitsConfig:
     max_upload_mb: float = 100.0
+    env_allowlist: Tuple[str, ...] = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ")
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ _SCHEMA: Dict[str, Dict[str, type]] = {
     "pool": {"collector": str, "access_point": str, "netid": str, "token_dir": str, "credd_services": list},
     "paths": {"outbox": str, "inbox": str, "state_dir": str},
     "daemon": {"tick_seconds": float, "settle_seconds": float, "hold_grace_seconds": float},
-    "limits": {"max_upload_mb": float},
+    "limits": {"max_upload_mb": float, "env_allowlist": list},
     "notify": {"desktop": bool, "on_delivery": str},
 }
 

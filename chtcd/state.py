@@ -87,6 +87,7 @@ class BundleRecord:
     last_error: Optional[str] = None
     failures: int = 0
     jobs: Dict[str, JobRecord] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)  # said in the report whatever the outcome (e.g. $ENV names not allowed)
 
     def to_json(self) -> Dict[str, Any]:
         data = _head_json(self)

@@ -27,6 +27,7 @@ class FakeAccessPoint:
     down: bool = False
     has_credd: bool = True
     past: List[condor.JobAd] = field(default_factory=list)
+    submitted: List[condor.Description] = field(default_factory=list)
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -37,12 +38,10 @@ class FakeAccessPoint:
         self._call("credd")
         return self.has_credd
 
-    def submit(self, text: str, folder: Path, defaults: Mapping[str, str], stamps: Mapping[str, str]) -> condor.Submitted:
+    def submit(self, description: condor.Description, folder: Path, stamps: Mapping[str, str]) -> condor.Submitted:
         self._call("submit")
-        match = re.search(r"^\s*queue\s*(\d*)\s*$", text, re.IGNORECASE | re.MULTILINE)
-        if not match:
-            raise condor.Refused("HTCondor refused the submit file: no queue statement")
-        count = int(match.group(1) or 1)
+        self.submitted.append(description)
+        count = description.count
         cluster = self.next_cluster
         self.next_cluster += 1
         bundle_id = stamps[f"MY.{condor.BUNDLE_ATTR}"].strip('"')
