@@ -11,7 +11,8 @@ HTCondor reads most file commands under more than one name (``stdin`` for
 submit_utils.cpp, ``submit_param(key, alt)``), so every rule looks at all of
 them. What cannot be checked with certainty (a name that changes with the
 cluster id or at random, a universe that brings its own file commands, a
-command that sends this computer's environment or credentials) is refused.
+command that sends this computer's credentials) is refused. The values come
+from the clean room (`condor.describe`) and are exactly what is submitted.
 """
 
 from __future__ import annotations
