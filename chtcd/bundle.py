@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 SUBMIT_SUFFIXES = (".sub", ".submit")
 MAX_SUBMIT_BYTES = 1 << 20
@@ -35,6 +35,7 @@ class Bundle:
     folder: Path
     submit_file: Path
     text: str
+    description: Any = None  # condor.Description, once the clean room read it and `checks` passed it
 
 
 def submit_files(folder: Path) -> List[Path]:
@@ -121,7 +122,6 @@ def readings(text: str) -> Iterator[Tuple[int, str]]:
 
 
 _NAME = re.compile(r"^[^\s=:]*")
-_ENV = re.compile(r"\$ENV\s*\(", re.IGNORECASE)
 _QUEUE_FROM = re.compile(r"\bfrom\b\s*(?:\[[^\]]*\]\s*)?(?P<source>.*)$", re.IGNORECASE)
 _QUEUE_MATCHING = re.compile(r"\bmatching\b\s*(?:(?:files|dirs)\b\s*)?(?P<globs>.*)$", re.IGNORECASE)
 
@@ -195,9 +195,8 @@ def _screen_queue(line: str, number: int, name: str, folder: Optional[Path]) -> 
             raise Rejected(f"{where} {source!r}, a name built from macros that chtcd cannot check; name the file directly")
         if _outside_name(source):
             raise Rejected(f"{where} {source!r}, which is outside the bundle; copy that file into the bundle")
-        path = _inside_file(folder, source, where) if folder is not None and source else None
-        if path is not None:
-            _screen_items(path, source, where)
+        if folder is not None and source:
+            _inside_file(folder, source, where)
     matching = _QUEUE_MATCHING.search(line)
     if matching:
         for glob in re.split(r"[\s,]+", matching.group("globs").strip(C_SPACE)):
@@ -206,19 +205,6 @@ def _screen_queue(line: str, number: int, name: str, folder: Optional[Path]) -> 
                     f"{name} line {number}: the queue statement matches {glob!r}, which reaches outside the bundle "
                     "or is built from macros; match files inside the bundle by a relative pattern"
                 )
-
-
-def _screen_items(path: Path, source: str, where: str) -> None:
-    try:
-        with open(path, "rb") as items:
-            for number, raw in enumerate(items, start=1):
-                if _ENV.search(raw.decode("utf-8", errors="replace")):
-                    raise Rejected(
-                        f"{source} line {number} uses $ENV(...), which reads this computer's environment "
-                        "into the job; write the value into the file instead"
-                    )
-    except OSError as exc:
-        raise _unreadable(where, source, exc) from None
 
 
 def screen(text: str, name: str, folder: Optional[Path] = None, depth: int = 0) -> None:
@@ -231,11 +217,6 @@ def screen(text: str, name: str, folder: Optional[Path] = None, depth: int = 0) 
     for number, line in readings(text):
         if not line or line.startswith("#"):
             continue
-        if _ENV.search(line):
-            raise Rejected(
-                f"{name} line {number} uses $ENV(...), which reads this computer's environment into the job; "
-                "write the value into the submit file instead"
-            )
         word = _NAME.match(line).group(0).lower()
         op = re.search(r"[=:]", line[len(word):])
         if word in ("include", "@include") and op and op.group(0) == ":":

@@ -11,7 +11,8 @@ HTCondor reads most file commands under more than one name (``stdin`` for
 submit_utils.cpp, ``submit_param(key, alt)``), so every rule looks at all of
 them. What cannot be checked with certainty (a name that changes with the
 cluster id or at random, a universe that brings its own file commands, a
-command that sends this computer's environment or credentials) is refused.
+command that sends this computer's credentials) is refused. The values come
+from the clean room (`condor.describe`) and are exactly what is submitted.
 """
 
 from __future__ import annotations
@@ -108,7 +109,6 @@ VARYING_MACROS = {"cluster", "clusterid", "jobid", "joblistid", "submit_time", "
 _NAME_IN_VALUE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _SELECTS = re.compile(r"\$(CHOICE|SUBSTR)\s*\(", re.IGNORECASE)
 _UNPREDICTABLE = re.compile(r"\$(RANDOM_CHOICE|RANDOM_INTEGER|EVAL)\s*\(", re.IGNORECASE)
-_ENV = re.compile(r"\$ENV\s*\(", re.IGNORECASE)
 
 
 def _line_of(text: str, command: str) -> Tuple[Optional[int], str]:
@@ -237,13 +237,6 @@ def check(
                 f"{where} sets the job attribute {written} directly; chtcd refuses that because it controls "
                 "which files move or what happens to the job: use the submit command instead"
             )
-    for row in description.items:
-        for value in row.values():
-            if _ENV.search(value):
-                raise Rejected(
-                    f"the queue statement's items use $ENV(...) ({value[:60]!r}), which reads this computer's "
-                    "environment into the job; write the values into the item list instead"
-                )
     _check_queue(description.queue_args, b)
     _check_predictable(description, b)
     uploads: Dict[str, int] = {}
@@ -425,10 +418,8 @@ def _check_switches(given: Given, b: _Bundle) -> None:
                 "their own file rules that chtcd does not check. Use universe = vanilla or container"
             )
     for name, _value in _switched_on(given, "getenv"):
-        raise Rejected(
-            f"{b.at(name)} copies this computer's environment (and any secrets in it) into the job; "
-            'remove it and set what the job needs with environment = "NAME=value"'
-        )
+        # the clean room does getenv itself, from its allowlisted environment, and hands over "false"
+        raise Rejected(f"{b.at(name)} was left on after the clean room read it; this is a chtcd bug, please report it")
     for name, _value in _switched_on(given, "docker_send_credentials") + _switched_on(given, "send_credential"):
         raise Rejected(f"{b.at(name)} sends credentials from this computer with the job; remove it")
     if _switched_on(given, "use_x509userproxy") and not given.get("x509userproxy"):
@@ -550,3 +541,16 @@ def _copy_upto(text: str, pos: int, delim: str) -> Tuple[str, Optional[int]]:
         out.append(ch)
         pos += 1
     return "".join(out).rstrip(" \t\n\v\f\r"), None
+
+
+def env_notes(description: Description, submit_name: str) -> List[str]:
+    """A line for the report for each variable the bundle asked for that the clean room does not have."""
+    if not description.env_refused:
+        return []
+    names = ", ".join(description.env_refused)
+    return [
+        f"{submit_name} asks for the environment variable(s) {names} ($ENV or getenv), which chtcd does not pass on: "
+        "the job got them empty. Write the values into the submit file, or, if they may leave this computer, add "
+        'the names to [limits] env_allowlist in chtcd\'s config (default: ["PATH", "HOME", "USER", "LOGNAME", '
+        '"LANG", "LC_*", "TZ"])'
+    ]

@@ -8,19 +8,27 @@ schedd refused what a bundle asked (the bundle goes back with the reason).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import fnmatch
 import gc
 import json
 import os
 import re
+import secrets
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+C_SPACE = " \t\n\v\f\r"
 
 BUNDLE_ATTR = "ChtcdBundleId"
 CLIENT_ATTR = "ChtcdClient"
@@ -124,12 +132,20 @@ class Submitted:
 
 @dataclass(frozen=True)
 class Description:
-    """A submit file as HTCondor reads it, as plain data for `checks`."""
+    """A submit file as the clean room read and expanded it, as plain data for `checks` and `AccessPoint.submit`."""
 
     commands: Dict[str, str]  # lowercased command (or my.attribute) -> raw value
     queue_args: str
-    jobs: List[Dict[str, str]]  # one per queued job: lowercased command -> expanded value
+    jobs: List[Dict[str, str]]  # one per queued job: lowercased file command -> expanded value (what `checks` sees)
     items: List[Dict[str, str]] = field(default_factory=list)  # the queue statement's item rows, raw
+    shared: Dict[str, str] = field(default_factory=dict)  # every command the same for all jobs -> its final value
+    varying: Dict[str, List[str]] = field(default_factory=dict)  # every other command -> its final value, per job
+    count: int = 1  # jobs
+    env_refused: List[str] = field(default_factory=list)  # variables asked for ($ENV, getenv) outside the allowlist
+    cluster: str = ""  # the clean room's stand-in for the cluster id in the values: `$(ClusterId)` when submitted
+
+    def value(self, key: str, job: int) -> str:
+        return self.shared[key] if key in self.shared else self.varying[key][job]
 
 
 _cwd_lock = threading.Lock()
@@ -379,28 +395,199 @@ def _queue_count(description: Any, queue_args: str) -> int:
     return int(value)
 
 
-def describe(text: str, folder: Path, commands: Sequence[str]) -> Description:
-    """Parse and expand a screened submit file for every job it queues, as condor_submit would from ``folder``.
+DEFAULT_ENV_ALLOWLIST = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ")
+"""The only environment variables the clean room has: what `$ENV(NAME)` and `getenv` can see."""
 
-    Each job gets the macros HTCondor gives it (Process counts across items,
-    Step within one item, Row/ItemIndex the item); Cluster is unknown before
-    submitting and stands as 0, so `checks` refuses names that depend on it
-    in ways a plain number cannot express. Never call this on unscreened
-    text: the bindings' parser runs ``include ... |`` commands.
+CLEAN_ROOM_TIMEOUT = 600.0
+"""Seconds a clean room may take to read one bundle (100,000 jobs take a few)."""
+
+CLEAN_ROOM_CONFIG = """\
+# Written by chtcd: the whole HTCondor configuration of the clean room that reads
+# a bundle's submit file. No system or user configuration is read, so no value of
+# this computer's HTCondor configuration can be reached with $(NAME).
+USER_CONFIG_FILE =
+LOCAL_CONFIG_FILE =
+LOCAL_CONFIG_DIR =
+REQUIRE_LOCAL_CONFIG_FILE = false
+"""
+
+_PER_JOB_MACROS = ("Process", "ProcId", "Step", "Row", "ItemIndex", "Node", "Cluster", "ClusterId", "JobId")
+_ENV_NAME = re.compile(r"ENV\s*\(\s*([^)\s:]+)", re.IGNORECASE)
+_TRUE = {"true", "yes", "t", "y", "1"}
+_FALSE_WORDS = {"false", "no", "f", "n", "0", ""}
+_CLEAN_ROOM_CODE = (
+    "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
+    "from chtcd.condor import _clean_room_main; sys.exit(_clean_room_main())"
+)
+
+
+def env_allowed(name: str, allowlist: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in allowlist)
+
+
+def clean_environment(allowlist: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """This process's environment cut down to the allowlist; never an HTCondor (``_CONDOR_``) setting."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if env_allowed(k, allowlist) and not k.upper().startswith(("_CONDOR_", "CONDOR_"))}
+
+
+def escape(value: str, cluster: str = "") -> str:
+    """A submit value that HTCondor expands to exactly ``value``: every ``$`` that could start a macro is ``$(DOLLAR)``.
+
+    ``$$(`` stays as it is: a match-time macro, filled in on the access point
+    and the execute machine, never here. ``cluster`` (the clean room's stand-in
+    for the cluster id) becomes ``$(ClusterId)``, the only macro the real
+    submission fills in. A value HTCondor would read differently (``$$x``) is
+    caught by the clean room's round trip (`_verified`), not here.
     """
-    h = _bindings()
-    with _working_dir(folder):
-        try:
-            description = h.Submit(text)
-            queue_args = description.getQArgs()
-        except Exception as exc:
-            raise Refused(f"HTCondor could not parse the submit file: {exc}") from None
-        try:
-            rows = [r if isinstance(r, dict) else {"Item": r} for r in (description.itemdata() or [])]
-        except Exception as exc:
-            raise Refused(f"the queue statement's items could not be read: {exc}") from None
+    if cluster and cluster in value:
+        return "$(ClusterId)".join(escape(part) for part in value.split(cluster))
+    out: List[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        ch = value[i]
+        if ch != "$":
+            out.append(ch)
+            i += 1
+        elif value.startswith("$$(", i):
+            out.append("$$(")
+            i += 3
+        elif i + 1 < n and (value[i + 1].isalnum() or value[i + 1] in "_({"):
+            out.append("$(DOLLAR)")
+            i += 1
+        else:
+            out.append("$")
+            i += 1
+    return "".join(out)
+
+
+def parse_environment(value: str) -> List[Tuple[str, str]]:
+    """An ``environment`` value as HTCondor reads it: V2 in double quotes (``""`` a quote, '...' groups), else V1 ``;``-separated."""
+    text = value.strip()
+    if text.startswith('"'):
+        raw = text[1:-1] if len(text) > 1 and text.endswith('"') else text[1:]
+        raw = raw.replace('""', '"')
+        words, word, quoted, i, started = [], [], False, 0, False
+        while i < len(raw):
+            ch = raw[i]
+            if quoted:
+                if ch == "'" and raw.startswith("''", i):
+                    word.append("'")
+                    i += 2
+                    continue
+                if ch == "'":
+                    quoted = False
+                else:
+                    word.append(ch)
+            elif ch == "'":
+                quoted, started = True, True
+            elif ch in " \t":
+                if word or started:
+                    words.append("".join(word))
+                word, started = [], False
+            else:
+                word.append(ch)
+            i += 1
+        if word or started:
+            words.append("".join(word))
+    else:
+        words = [w.strip() for w in text.split(";")]
+    pairs = []
+    for word in words:
+        name, eq, val = word.partition("=")
+        if eq and name:
+            pairs.append((name, val))
+    return pairs
+
+
+def format_environment(pairs: Sequence[Tuple[str, str]]) -> str:
+    """``pairs`` as a V2 ``environment`` value in double quotes, each pair single-quoted when it must be."""
+    words = []
+    for name, val in pairs:
+        word = f"{name}={val}"
+        if not val or any(c in word for c in " \t'\""):
+            word = "'" + word.replace("'", "''") + "'"
+        words.append(word)
+    return '"' + " ".join(words).replace('"', '""') + '"'
+
+
+def _getenv_names(value: str, environ: Mapping[str, str]) -> Tuple[List[str], List[str]]:
+    """What ``getenv = value`` imports from ``environ`` (true: all; else names or patterns), and the names asked that it lacks."""
+    words = [w for w in re.split(r"[\s,]+", value.strip().strip('"')) if w]
+    if len(words) == 1 and words[0].lower() in _TRUE:
+        return sorted(environ), []
+    if not words or (len(words) == 1 and words[0].lower() in _FALSE_WORDS):
+        return [], []
+    taken, missing = [], []
+    for word in words:
+        hits = [k for k in environ if fnmatch.fnmatchcase(k, word)]
+        taken.extend(h for h in hits if h not in taken)
+        if not hits and not any(c in word for c in "*?["):
+            missing.append(word)
+    return taken, missing
+
+
+def _final_environment(job: Dict[str, str], environ: Mapping[str, str]) -> Tuple[Optional[str], List[str]]:
+    """``getenv`` done here, from the clean room's own environment, and merged under ``environment``/``env``."""
+    getenv_key = next((k for k in job if k.lower() in ("getenv", "get_env")), None)
+    taken, missing = _getenv_names(job[getenv_key], environ) if getenv_key else ([], [])
+    if not taken:
+        return None, missing
+    merged: Dict[str, str] = {name: environ[name] for name in taken}
+    for key in [k for k in job if k.lower() == "env"] + [k for k in job if k.lower() == "environment"]:
+        merged.update(parse_environment(job[key]))
+    return format_environment(list(merged.items())), missing
+
+
+def _clean_room_main() -> int:
+    """The clean room: parse and expand one submit file for every job, print the values as JSON.
+
+    Started by `describe` with the bundle as working directory, an environment
+    of the allowlist only, and chtcd's own tiny HTCondor configuration.
+    """
+    request = json.load(sys.stdin)
+    allowlist = request["allowlist"]
+    h = _bindings()  # reads CONDOR_CONFIG now; after this nothing of it is needed
+    for name in list(os.environ):
+        if not env_allowed(name, allowlist) or name.upper().startswith(("_CONDOR_", "CONDOR_")):
+            del os.environ[name]
+    _no_more_processes()
+    try:
+        out = _expand_all(h, request["text"], request["defaults"], request["cluster"], allowlist)
+    except Refused as exc:
+        out = {"refused": str(exc)}
+    json.dump(out, sys.stdout)
+    return 0
+
+
+def _no_more_processes() -> None:
+    """Defence in depth: a clean room that is not root cannot start a program (``include : X |``); the screen refuses those first."""
+    try:
+        import resource
+
+        if os.geteuid() != 0:
+            resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    except (ImportError, OSError, ValueError, AttributeError):
+        pass
+
+
+def _expand_all(h: Any, text: str, defaults: Mapping[str, str], cluster: str, allowlist: Sequence[str]) -> Dict[str, Any]:
+    try:
+        description = h.Submit(text)
+        queue_args = description.getQArgs()
+    except Exception as exc:
+        raise Refused(f"HTCondor could not parse the submit file: {exc}") from None
+    try:
+        rows = [r if isinstance(r, dict) else {"Item": r} for r in (description.itemdata() or [])]
+    except Exception as exc:
+        raise Refused(f"the queue statement's items could not be read: {exc}") from None
     try:
         raw = {_command_key(k, keep_my=True): v for k, v in description.items()}
+        present = {_command_key(k) for k in description.keys()}
+        for key, value in defaults.items():
+            if _command_key(key) not in present:
+                description[key] = value
+        own_keys = list(description.keys())
         count = _queue_count(description, queue_args)
     except Refused:
         raise
@@ -412,9 +599,19 @@ def describe(text: str, folder: Path, commands: Sequence[str]) -> Description:
             f"the queue statement makes {total} jobs; chtcd sends at most {MAX_JOBS} from one bundle: "
             "split it into several bundles"
         )
-    names = set(description.keys()) | {k for row in rows for k in row}
-    wanted = [k for k in names if _command_key(k) in commands]
-    jobs: List[Dict[str, str]] = []
+    per_job = {m.lower() for m in _PER_JOB_MACROS}
+    keys = [k for k in own_keys if k.lower() != "chtcd_queue_count" and k.lower() not in per_job]
+    for row in rows:
+        keys.extend(k for k in row if k not in keys and k.lower() not in per_job)
+    environ = dict(os.environ)
+    columns: Dict[str, List[str]] = {k: [] for k in keys}
+    asked = set()
+    for value in [*raw.values(), *(v for row in rows for v in row.values())]:
+        asked.update(_ENV_NAME.findall(value))
+    env_cache: Dict[Tuple[Tuple[str, str], ...], Tuple[Optional[str], List[str]]] = {}
+    if any(k.lower() in ("getenv", "get_env") for k in keys) and not any(k.lower() == "environment" for k in keys):
+        keys.append("environment")
+    env_keys = [k for k in keys if k.lower() in ("getenv", "get_env", "env", "environment")]
     process = 0
     try:
         for index, row in enumerate(rows or [{}]):
@@ -422,14 +619,187 @@ def describe(text: str, folder: Path, commands: Sequence[str]) -> Description:
                 description[key] = value
             for step in range(count):
                 macros = {"Process": process, "ProcId": process, "Step": step, "Row": index, "ItemIndex": index,
-                          "Node": 0, "Cluster": 0, "ClusterId": 0, "JobId": f"0.{process}"}
+                          "Node": 0, "Cluster": cluster, "ClusterId": cluster, "JobId": f"{cluster}.{process}"}
                 for macro, value in macros.items():
                     description[macro] = str(value)
-                jobs.append({_command_key(k): description.expand(k) for k in wanted})
+                job = {k: description.expand(k).strip(C_SPACE) if k in description else "" for k in keys}
+                if env_keys:
+                    key = tuple((k, job[k]) for k in env_keys)
+                    if key not in env_cache:
+                        env_cache[key] = _final_environment(job, environ)
+                    final, missing = env_cache[key]
+                    asked.update(missing)
+                    if final is not None:  # getenv took something: merged here under the job's own environment
+                        for k in env_keys:
+                            job[k] = ""
+                        job["environment"] = final
+                    for k in env_keys:  # never again, in the daemon, from the daemon's environment
+                        if k.lower() in ("getenv", "get_env"):
+                            job[k] = "false"
+                for k, v in job.items():
+                    columns.setdefault(k, []).append(v)
                 process += 1
     except Exception as exc:
         raise Refused(f"HTCondor could not expand the submit file: {exc}") from None
-    return Description(commands=raw, queue_args=queue_args, jobs=jobs, items=rows)
+    shared, varying = {}, {}
+    for key, values in columns.items():
+        if not any(values):
+            continue
+        if all(v == values[0] for v in values):
+            shared[key] = values[0]
+        else:
+            varying[key] = values
+    _verified(h, shared, varying, cluster)
+    return {
+        "commands": raw, "queue_args": queue_args, "items": rows, "count": process, "shared": shared, "varying": varying,
+        "env_refused": sorted(n for n in asked if not env_allowed(n, allowlist)),
+    }
+
+
+def _verified(h: Any, shared: Mapping[str, str], varying: Mapping[str, List[str]], cluster: str) -> None:
+    """Each final value, escaped, must expand back to itself: what the real submission's parse will do with it."""
+    check = h.Submit("")
+    check["ClusterId"] = cluster
+    seen = set()
+    for key, values in [*((k, [v]) for k, v in shared.items()), *varying.items()]:
+        for value in values:
+            if value in seen:
+                continue
+            seen.add(value)
+            if "\n" in value or "\x1f" in value:
+                raise Refused(f"{key} expands to a value with a line break in it, which HTCondor cannot carry; write it on one line")
+            check["chtcd_value"] = escape(value, cluster)
+            if check.expand("chtcd_value") != value:
+                raise Refused(
+                    f"{key} expands to {value[:80]!r}, which chtcd cannot hand to HTCondor unchanged "
+                    "(a $ before $ or a macro name); write that $ differently"
+                )
+
+
+_net_prefix: Optional[List[str]] = None
+
+
+def _no_network_prefix() -> List[str]:
+    """``unshare --net`` where it works (Linux, as root): the clean room then has no network. Else nothing."""
+    global _net_prefix
+    if _net_prefix is None:
+        _net_prefix = []
+        tool = shutil.which("unshare")
+        if sys.platform.startswith("linux") and tool and os.geteuid() == 0:
+            try:
+                probe = subprocess.run([tool, "--net", "--", "true"], capture_output=True, timeout=10)
+                if probe.returncode == 0:
+                    _net_prefix = [tool, "--net", "--"]
+            except (OSError, subprocess.SubprocessError):
+                pass
+    return _net_prefix
+
+
+_config_dir: Optional[str] = None
+
+
+def clean_room_config() -> str:
+    """The HTCondor configuration file chtcd writes for the clean room (once per process, private)."""
+    global _config_dir
+    if _config_dir is None or not os.path.exists(os.path.join(_config_dir, "condor_config")):
+        _config_dir = tempfile.mkdtemp(prefix="chtcd-cleanroom-")
+        atexit.register(shutil.rmtree, _config_dir, True)
+        path = os.path.join(_config_dir, "condor_config")
+        with open(path, "w") as f:
+            f.write(CLEAN_ROOM_CONFIG)
+    return os.path.join(_config_dir, "condor_config")
+
+
+def describe(
+    text: str,
+    folder: Path,
+    commands: Sequence[str],
+    defaults: Optional[Mapping[str, str]] = None,
+    allowlist: Sequence[str] = DEFAULT_ENV_ALLOWLIST,
+) -> Description:
+    """Parse and expand a screened submit file for every job it queues, in a clean room, as condor_submit would from ``folder``.
+
+    The clean room is a child process (`_clean_room_main`) whose working
+    directory is the bundle, whose environment holds the allowlist only, whose
+    HTCondor configuration is `CLEAN_ROOM_CONFIG`, and, where cheap, without
+    network. Each job gets the macros HTCondor gives it (Process counts across
+    items, Step within one item, Row/ItemIndex the item); the cluster id is not
+    known yet and stands as a placeholder that `AccessPoint.submit` hands back
+    to the schedd as ``$(ClusterId)``. ``defaults`` are added where the file
+    does not set them. Never call this on unscreened text: HTCondor's parser
+    runs ``include ... |`` commands.
+    """
+    cluster = f"chtcdCluster{secrets.token_hex(6)}"
+    request = {"text": text, "defaults": dict(defaults or {}), "cluster": cluster, "allowlist": list(allowlist)}
+    env = clean_environment(allowlist)
+    env["CONDOR_CONFIG"] = clean_room_config()
+    argv = [*_no_network_prefix(), sys.executable, "-I", "-c", _CLEAN_ROOM_CODE, json.dumps([p for p in sys.path if p])]
+    try:
+        done = subprocess.run(
+            argv, input=json.dumps(request), capture_output=True, text=True, cwd=folder, env=env, timeout=CLEAN_ROOM_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise Refused(f"reading the submit file took longer than {CLEAN_ROOM_TIMEOUT:.0f} s; make it simpler or split it") from None
+    if done.returncode != 0:
+        raise Refused(f"chtcd could not read the submit file (its reader failed: {_first_line(done.stderr.strip().splitlines()[-1:][0] if done.stderr.strip() else str(done.returncode))})")
+    out = json.loads(done.stdout)
+    if "refused" in out:
+        raise Refused(out["refused"])
+    shared: Dict[str, str] = out["shared"]
+    varying: Dict[str, List[str]] = out["varying"]
+    jobs = _file_commands(shared, varying, out["count"], commands)
+    return Description(
+        commands=out["commands"], queue_args=out["queue_args"], jobs=jobs, items=out["items"], shared=shared,
+        varying=varying, count=out["count"], env_refused=out["env_refused"], cluster=cluster,
+    )
+
+
+def _file_commands(shared: Mapping[str, str], varying: Mapping[str, List[str]], count: int, commands: Sequence[str]) -> List[Dict[str, str]]:
+    """Per job, the file commands `checks` looks at, lowercased, with the values that will be submitted."""
+    wanted = set(commands)
+    base = {_command_key(k): v for k, v in shared.items() if _command_key(k) in wanted}
+    columns = [(_command_key(k), v) for k, v in varying.items() if _command_key(k) in wanted]
+    if not columns:
+        return [dict(base) for _ in range(count)]
+    return [{**base, **{k: v[i] for k, v in columns}} for i in range(count)]
+
+
+def submission(description: Description, folder: Path, stamps: Mapping[str, str], items: str) -> Tuple[str, Optional[str]]:
+    """The submit text for ``description``'s values, and the rows of the item file ``items`` when values differ between jobs.
+
+    Each row starts with the job's number, so no row is ever empty (an empty item line would be skipped).
+    """
+    shared = dict(description.shared)
+    varying = dict(description.varying)
+    count = description.count
+    dirs = [k for k in [*shared, *varying] if _command_key(k) in INITIALDIR_NAMES]
+    own = [""] * count
+    for key in dirs:
+        for job in range(count):
+            own[job] = description.value(key, job).strip() or own[job]
+        shared.pop(key, None)
+        varying.pop(key, None)
+    if any(o.startswith("/") for o in own):
+        bad = next(o for o in own if o.startswith("/"))
+        raise Refused(f"initialdir = {bad} is outside the bundle; use a folder inside it, by a relative name")
+    iwds = [str(folder / o) if o else str(folder) for o in own]
+    if all(i == iwds[0] for i in iwds):
+        shared["initialdir"] = iwds[0]
+    else:
+        varying["initialdir"] = iwds
+    marker = description.cluster
+    lines = [f"{key} = {escape(value, marker)}" for key, value in shared.items() if key.lower() not in _STAMPED]
+    names = [f"chtcd_v{n}" for n in range(1, len(varying) + 1)]
+    lines.extend(f"{key} = $({name})" for key, name in zip(varying, names))
+    lines.extend(f"{key} = {value}" for key, value in stamps.items())
+    if not varying:
+        return "\n".join(lines) + f"\nqueue {count}\n", None
+    columns = [[str(job) for job in range(count)], *([escape(v, marker) for v in values] for values in varying.values())]
+    rows = "".join("\x1f".join(column[job] for column in columns) + "\n" for job in range(count))
+    return "\n".join(lines) + f"\nqueue chtcd_v0,{','.join(names)} from {items}\n", rows
+
+
+_STAMPED = {"my." + BUNDLE_ATTR.lower(), "my." + CLIENT_ATTR.lower()}
 
 
 class AccessPoint:
@@ -521,39 +891,35 @@ class AccessPoint:
             raise _classify(exc, "adding credentials at the credd") from None
         return True
 
-    def submit(self, text: str, folder: Path, defaults: Mapping[str, str], stamps: Mapping[str, str]) -> Submitted:
-        """Submit a bundle's description with spooling; jobs wait held until `spool`.
+    def submit(self, description: Description, folder: Path, stamps: Mapping[str, str]) -> Submitted:
+        """Submit exactly the values the clean room expanded (and `checks` passed), with spooling; jobs wait held until `spool`.
 
-        The description is parsed with ``folder`` as working directory, as
-        condor_submit would be run from it, and ``initialdir`` is pinned inside it.
+        Nothing is expanded here: every value goes in escaped (`escape`), so the
+        bindings' parse gives it back unchanged; only ``$(ClusterId)`` is left for
+        the schedd, and ``$$(...)`` for the execute side. Values shared by all jobs
+        are written once; the others go, one row per job, through an item file.
+        ``initialdir`` is pinned inside ``folder``, as condor_submit run from it would.
         """
-        with _working_dir(folder):
+        fd, items = tempfile.mkstemp(prefix="chtcd-items-", suffix=".txt")
+        try:
+            with os.fdopen(fd, "w") as f:
+                text, rows = submission(description, folder, stamps, items)
+                f.write(rows or "")
             try:
-                description = self._h.Submit(text)
+                submit = self._h.Submit(text)
             except Exception as exc:
-                raise Refused(f"HTCondor could not parse the submit file: {exc}") from None
-        present = {_command_key(k) for k in description.keys()}
-        for key, value in defaults.items():
-            if _command_key(key) not in present:
-                description[key] = value
-        own = None
-        for key in [k for k in description.keys() if _command_key(k) in INITIALDIR_NAMES]:
-            own = description[key].strip() or own
-            description[key] = ""  # the bindings cannot delete a key; empty means unset
-        if own and own.startswith("/"):
-            raise Refused(f"initialdir = {own} is outside the bundle; use a folder inside it, by a relative name")
-        description["initialdir"] = str(folder / own) if own else str(folder)
-        for key, value in stamps.items():
-            description[key] = value
-        with self._job_call("submitting") as schedd, _working_dir(folder):
-            try:
-                result = schedd.submit(description, spool=True)
-            except ValueError as exc:
-                raise Refused(f"HTCondor refused the submit file: {exc}") from None
-            except Exception as exc:
-                if _REFUSED_SUBMIT.search(str(exc)):
-                    raise Refused(f"HTCondor refused the submit file: {_first_line(str(exc))}") from None
-                raise
+                raise Refused(f"HTCondor could not read the checked values back: {exc}") from None
+            with self._job_call("submitting") as schedd, _working_dir(folder):
+                try:
+                    result = schedd.submit(submit, spool=True)
+                except ValueError as exc:
+                    raise Refused(f"HTCondor refused the submit file: {exc}") from None
+                except Exception as exc:
+                    if _REFUSED_SUBMIT.search(str(exc)):
+                        raise Refused(f"HTCondor refused the submit file: {_first_line(str(exc))}") from None
+                    raise
+        finally:
+            os.unlink(items)
         return Submitted(cluster=result.cluster(), procs=result.num_procs(), handle=result)
 
     def spool(self, submitted: Submitted, cwd: Path) -> None:

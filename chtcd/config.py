@@ -73,6 +73,7 @@ class DaemonConfig:
 @dataclass(frozen=True)
 class LimitsConfig:
     max_upload_mb: float = 100.0
+    env_allowlist: Tuple[str, ...] = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ")
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ _SCHEMA: Dict[str, Dict[str, type]] = {
         "tick_seconds": float, "settle_seconds": float, "hold_grace_seconds": float,
         "fault_grace_seconds": float, "explain_idle_after_seconds": float,
     },
-    "limits": {"max_upload_mb": float},
+    "limits": {"max_upload_mb": float, "env_allowlist": list},
     "notify": {"desktop": bool, "on_delivery": str},
 }
 

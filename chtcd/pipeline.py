@@ -12,6 +12,7 @@ step; the comment ``commit point`` marks the step that makes each one durable.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -142,10 +143,14 @@ class Pipeline:
             root = os.path.realpath(folder)  # resolved once for all the checks: each resolution walks the whole path
             found = bundles.read(folder)
             checks.check_names(folder, root)
-            description = condor.describe(found.text, folder, checks.FILE_COMMANDS)
+            description = condor.describe(
+                found.text, folder, checks.FILE_COMMANDS, self.config.submit_defaults(), self.config.limits.env_allowlist
+            )
             checks.check(
                 description, folder, found.text, found.submit_file.name, int(self.config.limits.max_upload_mb * 1e6), root
             )
+            found = dataclasses.replace(found, description=description)
+            record.notes = checks.env_notes(description, found.submit_file.name)
         except bundles.Rejected as exc:
             self._reject(record, str(exc), now)
             return None
@@ -163,9 +168,7 @@ class Pipeline:
         folder = self._folder(record)
         try:
             with self._step("submit"):
-                submitted = self.ap.submit(
-                    found.text, folder, self.config.submit_defaults(), condor.stamps(record.id, self.state.client_id)
-                )
+                submitted = self.ap.submit(found.description, folder, condor.stamps(record.id, self.state.client_id))
         except condor.Refused as exc:
             self._reject(record, str(exc), now)
             return

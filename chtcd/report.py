@@ -97,6 +97,7 @@ def build(record: BundleRecord, access_point: str, now: float) -> Dict[str, Any]
         "bundle_id": record.id,
         "outcome": record.outcome,
         "reason": record.reason,
+        "notes": record.notes,
         "access_point": access_point,
         "cluster": record.cluster,
         "submit_file": record.submit_file,

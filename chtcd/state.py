@@ -96,6 +96,7 @@ class BundleRecord:
     retry_at: Optional[float] = None  # not tried again before this
     idle_explained_at: Optional[float] = None  # when chtcd last worked out why jobs were idle (`idle.due`)
     idle: Optional[Dict[str, Any]] = None  # that explanation (`idle.explain`), while jobs are still idle
+    notes: List[str] = field(default_factory=list)  # said in the report whatever the outcome (e.g. $ENV names not allowed)
 
     def to_json(self) -> Dict[str, Any]:
         data = _head_json(self)

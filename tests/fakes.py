@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 from chtcd import condor, idle
 
@@ -31,6 +31,7 @@ class FakeAccessPoint:
     disk_full: bool = False
     slots_meeting: Dict[str, int] = field(default_factory=lambda: {"TARGET.Memory >= RequestMemory": 1})
     """The pool as `idle_facts` sees it: each Requirements clause and how many of its one slot meet it."""
+    submitted: List[condor.Description] = field(default_factory=list)
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -41,12 +42,10 @@ class FakeAccessPoint:
         self._call("credd")
         return self.has_credd
 
-    def submit(self, text: str, folder: Path, defaults: Mapping[str, str], stamps: Mapping[str, str]) -> condor.Submitted:
+    def submit(self, description: condor.Description, folder: Path, stamps: Mapping[str, str]) -> condor.Submitted:
         self._call("submit")
-        match = re.search(r"^\s*queue\s*(\d*)\s*$", text, re.IGNORECASE | re.MULTILINE)
-        if not match:
-            raise condor.Refused("HTCondor refused the submit file: no queue statement")
-        count = int(match.group(1) or 1)
+        self.submitted.append(description)
+        count = description.count
         cluster = self.next_cluster
         self.next_cluster += 1
         bundle_id = stamps[f"MY.{condor.BUNDLE_ATTR}"].strip('"')

@@ -62,10 +62,10 @@ def test_continued_line_cannot_hide_a_command(tmp_path):
         bundle.read(folder)
 
 
-def test_env_macro_is_refused(tmp_path):
+def test_env_macro_passes_the_screen(tmp_path):
+    """$ENV is safe by construction now: the clean room has only the allowlist (tests/test_cleanroom.py)."""
     folder = make(tmp_path, "env", {"env.sub": "arguments = $ENV(AWS_SECRET_ACCESS_KEY)\nqueue\n"})
-    with pytest.raises(Rejected, match=r"\$ENV"):
-        bundle.read(folder)
+    assert bundle.read(folder).submit_file.name == "env.sub"
 
 
 def test_included_file_is_screened_too(tmp_path):

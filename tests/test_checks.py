@@ -164,7 +164,6 @@ def test_symlinks_that_stay_inside_pass(tmp_path):
         ("hold = true", ["line 3: hold = true", "remove it"]),
         ("universe = local", ["universe = local", "vanilla, container, docker"]),
         ("universe = java\njar_files = {outside}", ["universe = java"]),
-        ("getenv = true", ["line 3: getenv copies this computer's environment", 'environment = "NAME=value"']),
         ("docker_send_credentials = true", ["sends credentials"]),
         ("use_x509userproxy = true", ["default proxy file", "outside the bundle"]),
         ("tool_daemon_cmd = {outside}", ["tool daemons"]),
@@ -328,22 +327,26 @@ def test_no_reading_runs_a_program(tmp_path, index):
         ("queue x matching files /etc/*.conf", "reaches outside"),
         ("include : {outside}", "outside the bundle"),
         ("include : link.inc", "outside the bundle"),
-        ("arguments = $ENV(HOME)", "$ENV(...)"),
-        ("arguments = $(x)\nqueue x from env.txt", "env.txt line 1 uses $ENV"),
     ],
 )
-def test_reading_outside_or_the_environment_is_refused(tmp_path, outside, line, fragment):
-    files = {"q.sub": JOB + line.format(outside=outside) + "\nqueue\n", "run.sh": "", "env.txt": "$ENV(HOME)\n"}
+def test_reading_outside_is_refused(tmp_path, outside, line, fragment):
+    files = {"q.sub": JOB + line.format(outside=outside) + "\nqueue\n", "run.sh": ""}
     folder = make(tmp_path, "q", files, links={"link.inc": str(outside)})
     with pytest.raises(Rejected, match=None) as err:
         bundle.read(folder)
     assert fragment in str(err.value)
 
 
-def test_item_values_with_env_from_a_matching_queue_are_refused(tmp_path):
-    folder = make(tmp_path, "m", {"m.sub": JOB + "arguments = $(f)\nqueue f matching files *\n", "run.sh": ""})
-    (folder / "$ENV(HOME)").write_text("")
-    refused(folder, "items use $ENV")
+def test_env_and_getenv_are_accepted_and_see_only_the_allowlist(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHTCD_TEST_SECRET", "leaked")
+    folder = make(tmp_path, "m", {"m.sub": JOB + "getenv = true\narguments = $(f) $ENV(HOME) $ENV(CHTCD_TEST_SECRET)\n"
+                                  "queue f matching files *\n", "run.sh": ""})
+    (folder / "$ENV(CHTCD_TEST_SECRET)").write_text("")
+    assert validate(folder) == 0
+    description = condor.describe(bundle.read(folder).text, folder, checks.FILE_COMMANDS)
+    assert not any("leaked" in v for vs in description.varying.values() for v in vs)
+    assert "leaked" not in repr(description.shared)
+    assert description.env_refused == ["CHTCD_TEST_SECRET"]
 
 
 # ---- property tests: refused iff the resolved path leaves the bundle ---------------------------

@@ -9,7 +9,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import pytest
 from harness import Chtcd, jobs_in_queue, ran_clusters, wait_for, write_bundle

@@ -5,7 +5,6 @@ share the access point's filesystem, so every file travels by transfer.
 """
 
 import time
-from pathlib import Path
 
 import pytest
 from harness import Chtcd, jobs_in_queue, wait_for, write_bundle

@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from chtcd import log, report, tokens
-from chtcd.state import BundleRecord, Stage, State, Store
+from chtcd.state import BundleRecord, Stage, Store
 
 AP = "ap2002.chtc.wisc.edu"
 JWT = "eyJhbGciOiJFUzI1NiIsImtpZCI6IlBPT0wifQ.eyJpc3MiOiJhcDIwMDIiLCJzdWIiOiJidWNreSJ9.c2lnbmF0dXJlLXBhcnQtb2YtdGhlLXRva2Vu"
