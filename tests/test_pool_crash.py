@@ -153,11 +153,17 @@ def test_schedd_outage_is_ridden_out_politely(pool, tmp_path):
     ticks = sum(1 for e in during if e["event"] == "tick")
     attempts = sum(1 for e in during if "unreachable" in e["event"])
     assert 1 <= attempts <= ticks, f"{attempts} failed attempts over {ticks} ticks"
-    assert sum(1 for e in during if e["event"] == "access point unreachable; will retry") == 1
+    assert attempts < ticks, "attempts thin out while the outage lasts"
+    started = [e for e in during if e["event"].startswith("access point unreachable;")]
+    assert len(started) == 1, "one line when the outage starts"
+    assert not any("is in trouble" in e["event"] for e in during), "an outage is nobody's bundle's fault"
     try:
         check_once(chtcd, pool, "outage")
     finally:
         assert chtcd.stop() == 0
+    after = chtcd.log_events()[before:]
+    assert sum(1 for e in after if e["event"] == "access point reachable again") == 1, "one line when it ends"
+    assert sum(1 for e in after if e["event"].startswith("access point unreachable;")) == 1
 
 
 def test_both_state_generations_corrupted_mid_flight(pool, tmp_path):
