@@ -540,23 +540,30 @@ def _final_environment(job: Dict[str, str], environ: Mapping[str, str]) -> Tuple
 
 
 def _clean_room_main() -> int:
-    """The clean room: parse and expand one submit file for every job, print the values as JSON.
+    """The clean room: parse and expand submit files for every job, print the values as JSON.
 
-    Started by `describe` with the bundle as working directory, an environment
-    of the allowlist only, and chtcd's own tiny HTCondor configuration.
+    Started by `describe_many` with an environment of the allowlist only and
+    chtcd's own tiny HTCondor configuration; it reads each bundle with that
+    bundle as its working directory, one after the other, and answers one
+    result per bundle, in order.
     """
-    request = json.load(sys.stdin)
-    allowlist = request["allowlist"]
+    requests = json.load(sys.stdin)
     h = _bindings()  # reads CONDOR_CONFIG now; after this nothing of it is needed
+    allowlist = requests[0]["allowlist"] if requests else []
     for name in list(os.environ):
         if not env_allowed(name, allowlist) or name.upper().startswith(("_CONDOR_", "CONDOR_")):
             del os.environ[name]
     _no_more_processes()
-    try:
-        out = _expand_all(h, request["text"], request["defaults"], request["cluster"], allowlist)
-    except Refused as exc:
-        out = {"refused": str(exc)}
-    json.dump(out, sys.stdout)
+    answers = []
+    for request in requests:
+        try:
+            os.chdir(request["folder"])
+            answers.append(_expand_all(h, request["text"], request["defaults"], request["cluster"], allowlist))
+        except Refused as exc:
+            answers.append({"refused": str(exc)})
+        except OSError as exc:
+            answers.append({"refused": f"chtcd could not enter the bundle's folder ({exc.strerror})"})
+    json.dump(answers, sys.stdout)
     return 0
 
 
@@ -717,41 +724,84 @@ def describe(
     defaults: Optional[Mapping[str, str]] = None,
     allowlist: Sequence[str] = DEFAULT_ENV_ALLOWLIST,
 ) -> Description:
-    """Parse and expand a screened submit file for every job it queues, in a clean room, as condor_submit would from ``folder``.
+    """One bundle through the clean room (`describe_many`); Refused if it does not pass."""
+    (found,) = describe_many([(text, folder)], commands, defaults, allowlist)
+    if isinstance(found, Refused):
+        raise found
+    return found
 
-    The clean room is a child process (`_clean_room_main`) whose working
-    directory is the bundle, whose environment holds the allowlist only, whose
-    HTCondor configuration is `CLEAN_ROOM_CONFIG`, and, where cheap, without
-    network. Each job gets the macros HTCondor gives it (Process counts across
-    items, Step within one item, Row/ItemIndex the item); the cluster id is not
-    known yet and stands as a placeholder that `AccessPoint.submit` hands back
-    to the schedd as ``$(ClusterId)``. ``defaults`` are added where the file
-    does not set them. Never call this on unscreened text: HTCondor's parser
-    runs ``include ... |`` commands.
+
+def describe_many(
+    bundles: Sequence[Tuple[str, Path]],
+    commands: Sequence[str],
+    defaults: Optional[Mapping[str, str]] = None,
+    allowlist: Sequence[str] = DEFAULT_ENV_ALLOWLIST,
+) -> List[Union[Description, Refused]]:
+    """Parse and expand screened submit files for every job they queue, in a clean room, as condor_submit would from each folder.
+
+    The clean room is a child process (`_clean_room_main`) whose environment
+    holds the allowlist only, whose HTCondor configuration is
+    `CLEAN_ROOM_CONFIG`, and, where cheap, without network; it reads each
+    bundle with that bundle as its working directory. One child reads a whole
+    intake's bundles (starting one costs some 80 ms); if it dies, each bundle
+    is read again in a child of its own, so a bundle that crashes the reader
+    is refused alone. Each job gets the macros HTCondor gives it (Process
+    counts across items, Step within one item, Row/ItemIndex the item); the
+    cluster id is not known yet and stands as a placeholder that
+    `AccessPoint.submit` hands back to the schedd as ``$(ClusterId)``.
+    ``defaults`` are added where a file does not set them. Never call this on
+    unscreened text: HTCondor's parser runs ``include ... |`` commands.
     """
-    cluster = f"chtcdCluster{secrets.token_hex(6)}"
-    request = {"text": text, "defaults": dict(defaults or {}), "cluster": cluster, "allowlist": list(allowlist)}
+    if not bundles:
+        return []
+    requests = [
+        {"text": text, "folder": str(folder), "defaults": dict(defaults or {}),
+         "cluster": f"chtcdCluster{secrets.token_hex(6)}", "allowlist": list(allowlist)}
+        for text, folder in bundles
+    ]
+    try:
+        answers = _clean_room(requests, allowlist)
+    except Refused as exc:
+        if len(requests) == 1:
+            return [exc]
+        return [describe_many([bundle], commands, defaults, allowlist)[0] for bundle in bundles]
+    found: List[Union[Description, Refused]] = []
+    for request, out in zip(requests, answers):
+        if "refused" in out:
+            found.append(Refused(out["refused"]))
+            continue
+        shared: Dict[str, str] = out["shared"]
+        varying: Dict[str, List[str]] = out["varying"]
+        found.append(Description(
+            commands=out["commands"], queue_args=out["queue_args"], jobs=_file_commands(shared, varying, out["count"], commands),
+            items=out["items"], shared=shared, varying=varying, count=out["count"], env_refused=out["env_refused"],
+            cluster=request["cluster"],
+        ))
+    return found
+
+
+def _clean_room(requests: List[Dict[str, Any]], allowlist: Sequence[str]) -> List[Dict[str, Any]]:
+    """Run the clean room over ``requests``: one answer each, in order (Refused if the child itself failed)."""
     env = clean_environment(allowlist)
     env["CONDOR_CONFIG"] = clean_room_config()
     argv = [*_no_network_prefix(), sys.executable, "-I", "-c", _CLEAN_ROOM_CODE, json.dumps([p for p in sys.path if p])]
     try:
         done = subprocess.run(
-            argv, input=json.dumps(request), capture_output=True, text=True, cwd=folder, env=env, timeout=CLEAN_ROOM_TIMEOUT
+            argv, input=json.dumps(requests), capture_output=True, text=True, cwd=requests[0]["folder"], env=env,
+            timeout=CLEAN_ROOM_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
         raise Refused(f"reading the submit file took longer than {CLEAN_ROOM_TIMEOUT:.0f} s; make it simpler or split it") from None
     if done.returncode != 0:
-        raise Refused(f"chtcd could not read the submit file (its reader failed: {_first_line(done.stderr.strip().splitlines()[-1:][0] if done.stderr.strip() else str(done.returncode))})")
-    out = json.loads(done.stdout)
-    if "refused" in out:
-        raise Refused(out["refused"])
-    shared: Dict[str, str] = out["shared"]
-    varying: Dict[str, List[str]] = out["varying"]
-    jobs = _file_commands(shared, varying, out["count"], commands)
-    return Description(
-        commands=out["commands"], queue_args=out["queue_args"], jobs=jobs, items=out["items"], shared=shared,
-        varying=varying, count=out["count"], env_refused=out["env_refused"], cluster=cluster,
-    )
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit code {done.returncode}"
+        raise Refused(f"chtcd could not read the submit file (its reader failed: {_first_line(last)})")
+    try:
+        answers = json.loads(done.stdout)
+    except ValueError:
+        raise Refused("chtcd could not read the submit file (its reader answered nothing readable)") from None
+    if not isinstance(answers, list) or len(answers) != len(requests):
+        raise Refused("chtcd could not read the submit file (its reader answered for the wrong number of bundles)")
+    return answers
 
 
 def _file_commands(shared: Mapping[str, str], varying: Mapping[str, List[str]], count: int, commands: Sequence[str]) -> List[Dict[str, str]]:

@@ -114,11 +114,7 @@ class Pipeline:
         leaves at most the batch in doubt, and what was never sent goes back to
         `claimed`, so an outage costs no lookups.
         """
-        checked = []
-        for record in records:
-            found = self._check(record, now)
-            if found is not None:
-                checked.append((record, found))
+        checked = self._check(records, now)
         if not checked or not self._ensure_credentials():
             return
         for record, found in checked:
@@ -132,32 +128,48 @@ class Pipeline:
                 break
             self._send(record, found, now)
 
-    def _check(self, record: BundleRecord, now: float) -> Optional[bundles.Bundle]:
-        """The bundle's submit file if it passes every rule; else it goes back to the inbox with the reason."""
-        folder = self._folder(record)
-        if not folder.is_dir():
-            self._lost(record, "its folder was removed from the work area before it was submitted", now)
-            return None
-        found = None
-        try:
-            root = os.path.realpath(folder)  # resolved once for all the checks: each resolution walks the whole path
-            found = bundles.read(folder)
-            checks.check_names(folder, root)
-            description = condor.describe(
-                found.text, folder, checks.FILE_COMMANDS, self.config.submit_defaults(), self.config.limits.env_allowlist
-            )
-            checks.check(
-                description, folder, found.text, found.submit_file.name, int(self.config.limits.max_upload_mb * 1e6), root
-            )
-            found = dataclasses.replace(found, description=description)
+    def _check(self, records: List[BundleRecord], now: float) -> List[Tuple[BundleRecord, bundles.Bundle]]:
+        """The bundles that pass every rule, with what the clean room read; the others go back with the reason.
+
+        The raw screen and the names come first, bundle by bundle; then one clean
+        room reads every bundle that passed them (`condor.describe_many`), and
+        the rules run on the values it returns.
+        """
+        screened: List[Tuple[BundleRecord, bundles.Bundle, str]] = []
+        for record in records:
+            folder = self._folder(record)
+            if not folder.is_dir():
+                self._lost(record, "its folder was removed from the work area before it was submitted", now)
+                continue
+            try:
+                root = os.path.realpath(folder)  # resolved once for all the checks: each resolution walks the whole path
+                found = bundles.read(folder)
+                checks.check_names(folder, root)
+            except bundles.Rejected as exc:
+                self._reject(record, str(exc), now)
+                continue
+            screened.append((record, found, root))
+        described = condor.describe_many(
+            [(found.text, found.folder) for _, found, _ in screened],
+            checks.FILE_COMMANDS, self.config.submit_defaults(), self.config.limits.env_allowlist,
+        )
+        passed = []
+        for (record, found, root), description in zip(screened, described):
+            try:
+                if isinstance(description, condor.Refused):
+                    raise description
+                checks.check(
+                    description, found.folder, found.text, found.submit_file.name, int(self.config.limits.max_upload_mb * 1e6), root
+                )
+            except bundles.Rejected as exc:
+                self._reject(record, str(exc), now)
+                continue
+            except condor.Refused as exc:
+                self._reject(record, bundles.syntax_error(found.text, found.submit_file.name) or str(exc), now)
+                continue
             record.notes = checks.env_notes(description, found.submit_file.name)
-        except bundles.Rejected as exc:
-            self._reject(record, str(exc), now)
-            return None
-        except condor.Refused as exc:
-            self._reject(record, (found and bundles.syntax_error(found.text, found.submit_file.name)) or str(exc), now)
-            return None
-        return found
+            passed.append((record, dataclasses.replace(found, description=description)))
+        return passed
 
     def _send(self, record: BundleRecord, found: bundles.Bundle, now: float) -> None:
         """Submit and spool one checked bundle; its record is saved with the batch's next save.

@@ -169,3 +169,37 @@ def test_escape_round_trips_or_the_clean_room_says_so(value):
 def test_environment_format_round_trips(pairs):
     merged = dict(pairs)
     assert dict(condor.parse_environment(condor.format_environment(list(merged.items())))) == merged
+
+
+def test_one_clean_room_reads_each_bundle_of_a_batch_from_its_own_folder(tmp_path):
+    folders = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "list.txt").write_text(f"{name}1\n{name}2\n")
+        (folder / f"{name}.sub").write_text("executable = run.sh\narguments = $(x)\nqueue x from list.txt\n")
+        folders.append(folder)
+    a, b = condor.describe_many([(bundle.read(f).text, f) for f in folders], checks.FILE_COMMANDS)
+    assert [a.value("arguments", j) for j in range(a.count)] == ["a1", "a2"]
+    assert [b.value("arguments", j) for j in range(b.count)] == ["b1", "b2"]
+    assert a.cluster != b.cluster, "each bundle its own cluster stand-in"
+
+
+def test_a_reader_that_dies_on_a_batch_refuses_only_the_bundle_it_dies_on(tmp_path, monkeypatch):
+    real = condor._clean_room
+
+    def dies_on_bad(requests, allowlist):
+        if any(Path(r["folder"]).name == "bad" for r in requests):
+            raise condor.Refused("chtcd could not read the submit file (its reader failed: Segmentation fault)")
+        return real(requests, allowlist)
+
+    monkeypatch.setattr(condor, "_clean_room", dies_on_bad)
+    found = []
+    for name in ("good", "bad", "fine"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{name}.sub").write_text("executable = run.sh\nqueue\n")
+        found.append((bundle.read(folder).text, folder))
+    good, bad, fine = condor.describe_many(found, checks.FILE_COMMANDS)
+    assert isinstance(bad, condor.Refused) and "Segmentation" in str(bad)
+    assert isinstance(good, condor.Description) and isinstance(fine, condor.Description)
