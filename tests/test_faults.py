@@ -242,3 +242,27 @@ def test_a_spool_that_keeps_failing_is_retried_on_a_backoff_and_ends_rejected(en
     (s_id,) = [r.id for r in pipe.state.bundles.values() if r.name == "s"]
     assert not any(job.ad.bundle_id == s_id for job in ap.jobs.values()), "nothing of it left on the access point"
     assert not pipe.outage.ongoing
+
+
+def test_a_spell_of_trouble_is_announced_once_and_a_new_spell_again(env, monkeypatch):
+    from chtcd import notify
+
+    pipe, ap, layout = env
+    shown = []
+    monkeypatch.setattr(notify.Notifier, "notify", lambda self, title, body: shown.append((title, body)))
+    watcher = notify.Watcher(notify.Notifier(pipe.config), pipe.state)
+    drop(layout, "big")
+    pipe.tick(1.0)
+    _finish_all(ap)
+    ap.disk_full = True
+    for t in range(2, 12):
+        pipe.tick(float(t))
+        watcher.look(pipe.state)
+    stuck = [title for title, _ in shown if "stuck" in title]
+    assert stuck == ["chtcd: big is stuck; chtcd keeps trying"]
+    assert "disk is full" in [body for title, body in shown if "stuck" in title][0]
+    (record,) = pipe.state.bundles.values()
+    faults.clear(record)
+    faults.charge(record, "again", 20.0, tick=1.0)
+    watcher.look(pipe.state)
+    assert len([title for title, _ in shown if "stuck" in title]) == 2
