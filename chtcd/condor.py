@@ -334,6 +334,25 @@ def classify(text: str) -> str:
     return "unknown"
 
 
+_TRANSFER_FILE = re.compile(r"(?P<op>reading from|writing to) file (?P<path>[^:;|]+?): \(errno (?P<errno>\d+)\) (?P<why>[^;|]+)")
+
+
+def plain_words(text: str) -> str:
+    """What a file-transfer error says, for a researcher: which file, which side, why; the raw text otherwise."""
+    found = _TRANSFER_FILE.search(text)
+    side = _TRANSFER_SIDE.search(text)
+    if found is None or side is None:
+        return text
+    name = os.path.basename(found.group("path").strip())
+    why = found.group("why").strip().rstrip(".").lower()
+    if side.group("side") == "SCHEDD":
+        if found.group("errno") == "2":
+            return f"the access point no longer has {name} ({why})"
+        return f"the access point could not send {name} ({why})"
+    verb = "read" if found.group("op") == "reading from" else "write"
+    return f"this computer could not {verb} {found.group('path').strip()} ({why})"
+
+
 def errno_of(text: str) -> Optional[int]:
     found = _ERRNO.search(text)
     if found is None:
@@ -921,9 +940,9 @@ class AccessPoint:
                     raise
                 kind = "remote"
             if kind == "remote":
-                raise BundleFault(f"the access point answered with an error while {doing}: {text}") from None
+                raise BundleFault(f"{plain_words(text)}, while {doing}; HTCondor said: {text}") from None
             if kind == "local":
-                raise local_fault(f"{doing}: {text}", errno_of(text)) from None
+                raise local_fault(f"{plain_words(text)}, while {doing}; HTCondor said: {text}", errno_of(text)) from None
             self._schedd = None
             raise _classify(exc, doing) from None
 

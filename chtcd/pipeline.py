@@ -400,7 +400,7 @@ class Pipeline:
             for jid, error in failed.items():
                 record.jobs[jid.split(".")[1]].fetch_error = error
             first = sorted(failed)[0]
-            self._trouble(record, f"{len(failed)} of {len(job_ids)} jobs' outputs could not be fetched; job {first}: {failed[first]}", now)
+            self._trouble(record, f"{len(failed)} of {len(job_ids)} jobs' outputs could not be fetched: job {first}: {failed[first]}", now)
             return False
         return True
 

@@ -331,7 +331,7 @@ def detail(b: Bundle, now: float, overview: Optional[Overview] = None) -> str:
         fields += [
             ("trouble", f"since {_when(trouble['since'], now)}, {trouble['attempts']} failed attempt(s); "
                         f"{'next try in ' + _age(retry) if retry is not None else 'next try on the next tick'} "
-                        f"(chtcd retry {b['name']} tries now; chtcd cancel {b['name']} ends it)"),
+                        f"(chtcd retry {b['name']}: try on the next tick; chtcd cancel {b['name']}: end it)"),
             ("first error", trouble["first_error"] if trouble["first_error"] != trouble["last_error"] else None),
             ("last error", trouble["last_error"]),
         ]

@@ -266,3 +266,12 @@ def test_a_spell_of_trouble_is_announced_once_and_a_new_spell_again(env, monkeyp
     faults.charge(record, "again", 20.0, tick=1.0)
     watcher.look(pipe.state)
     assert len([title for title, _ in shown if "stuck" in title]) == 2
+
+
+def test_a_transfer_error_is_said_in_plain_words_before_htcondors_own():
+    assert condor.plain_words(RECORDED[0][1]) == "the access point no longer has result.txt (no such file or directory)"
+    assert condor.plain_words(RECORDED[1][1]) == "this computer could not write /tmp/errs/small/b/result.txt (no space left on device)"
+    assert condor.plain_words("Failed to connect to schedd.") == "Failed to connect to schedd."
+    with pytest.raises(condor.BundleFault) as remote:
+        _door(_Schedd(RECORDED[0][1], answers=True)).retrieve(["1.0"])
+    assert str(remote.value).startswith("the access point no longer has result.txt") and "HTCondor said: DCSchedd" in str(remote.value)
