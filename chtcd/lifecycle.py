@@ -156,6 +156,8 @@ SPOOL_STUCK_SECONDS = 60.0
 schedd lost the upload (seen when it restarted mid-spool): they never ran, so submit again."""
 
 
+_ACTIVE = (Phase.SPOOLING, Phase.IDLE, Phase.RUNNING)
+
 FAULT_GRACE_SECONDS = 86400.0
 """How long a bundle may stay in trouble before it comes back with what there is (`[daemon] fault_grace_seconds`)."""
 
@@ -170,7 +172,9 @@ def next_step(
     stage = record.stage
     jobs = list(record.jobs.values())
     out_of_time = record.first_error_at is not None and now - record.first_error_at >= fault_grace
-    if out_of_time and stage in (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING):
+    if out_of_time and stage in (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING) and not (
+        stage == Stage.RUNNING and any(phase(j) in _ACTIVE for j in jobs)
+    ):  # (jobs still running are never given up on: the bundle comes back when they are done)
         return _give_up(record, jobs, now)
     if out_of_time and stage in (Stage.DELIVERED, Stage.RELEASED):
         return Forget()  # it is in the inbox; jobs that will not leave are HTCondor's to drop in 10 days

@@ -275,3 +275,14 @@ def test_a_transfer_error_is_said_in_plain_words_before_htcondors_own():
     with pytest.raises(condor.BundleFault) as remote:
         _door(_Schedd(RECORDED[0][1], answers=True)).retrieve(["1.0"])
     assert str(remote.value).startswith("the access point no longer has result.txt") and "HTCondor said: DCSchedd" in str(remote.value)
+
+
+def test_a_bundle_whose_early_retrieve_keeps_failing_is_not_given_up_while_its_jobs_run():
+    jobs = {"0": JobRecord(proc=0, status=4, completed_at=1.0), "1": JobRecord(proc=1, status=2)}
+    record = _record(jobs=jobs, cluster=7, spooled_at=1.0)
+    faults.charge(record, "the access point no longer has result.txt", 100.0, tick=60.0)
+    later = 100.0 + lifecycle.EARLY_RETRIEVE_SECONDS
+    record.retry_at = None
+    assert isinstance(lifecycle.next_step(record, later, 100.0, fault_grace=50.0), lifecycle.RetrieveEarly)
+    jobs["1"].status = 4
+    assert isinstance(lifecycle.next_step(record, later, 100.0, fault_grace=50.0), lifecycle.GiveUp)
