@@ -374,48 +374,33 @@ class Pipeline:
         self._fetched.update(job_ids)
 
     def _retrieve(self, record: BundleRecord, job_ids: List[str], now: float) -> bool:
-        """Fetch these jobs' outputs; True when all came. A failure is the bundle's, and is narrowed to its jobs.
+        """Fetch these jobs' outputs; True when all came. A failure is the bundle's, and is narrowed to its jobs."""
+        failed = self._fetch(record, job_ids, now)
+        if failed is None:
+            return False
+        if not failed:
+            return True
+        for jid, error in failed.items():
+            record.jobs[jid.split(".")[1]].fetch_error = error
+        first = sorted(failed)[0]
+        self._trouble(record, f"{len(failed)} of {len(job_ids)} jobs' outputs could not be fetched: job {first}: {failed[first]}", now)
+        return False
 
-        When the access point answers with an error, the jobs are fetched again in
-        halves, down to single jobs: the siblings of a bad job get their outputs,
-        and only the bad one is left, named, for the bundle's next attempt.
-        """
-        if not self._may_call_schedd():
-            return False
-        try:
-            with self._step("retrieve"):
-                self.ap.retrieve(job_ids)
-        except condor.Unreachable as exc:
-            self._unreachable(exc)
-            return False
-        except condor.LocalFault as exc:
-            self._trouble(record, exc, now)
-            return False
-        except condor.BundleFault as exc:
-            failed = self._narrow(record, job_ids, now) if len(job_ids) > 1 else {job_ids[0]: str(exc)}
-            if failed is None:
-                return False
-            if not failed:  # every part went through on its own
-                return True
-            for jid, error in failed.items():
-                record.jobs[jid.split(".")[1]].fetch_error = error
-            first = sorted(failed)[0]
-            self._trouble(record, f"{len(failed)} of {len(job_ids)} jobs' outputs could not be fetched: job {first}: {failed[first]}", now)
-            return False
-        return True
+    def _fetch(self, record: BundleRecord, job_ids: List[str], now: float) -> Optional[Dict[str, str]]:
+        """Retrieve, and when the access point answers with an error, retrieve again in halves down to single jobs.
 
-    def _narrow(self, record: BundleRecord, job_ids: List[str], now: float) -> Optional[Dict[str, str]]:
-        """Retrieve in halves after a failed retrieve: the jobs that still fail alone, with their errors.
-
-        None when the access point or this computer stopped the search (an outage, a full disk):
-        what was fetched so far is marked, the rest waits.
+        Returns the jobs that failed alone, with their errors: the siblings of a
+        bad job get their outputs. None when an outage or this computer (a full
+        disk) stopped it: what was fetched so far is marked, the rest waits.
         """
         failed: Dict[str, str] = {}
-        pending = [job_ids[: len(job_ids) // 2], job_ids[len(job_ids) // 2 :]]
+        pending = [job_ids]
         while pending:
             part = pending.pop()
             if not part:
                 continue
+            if not self._may_call_schedd():
+                return None
             try:
                 with self._step("retrieve"):
                     self.ap.retrieve(part)
