@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .state import BundleRecord, Stage
 
@@ -42,10 +42,9 @@ def conjuncts(expression: str) -> List[str]:
     return found
 
 
-def _top_level(expression: str) -> List[str]:
-    """The expression split at the ``&&`` outside parentheses, brackets and strings; parts unwrapped."""
-    parts, depth, start, i, quote = [], 0, 0, 0, ""
-    text = expression
+def _outside_strings(text: str) -> Iterator[Tuple[int, str, int]]:
+    """Each character outside string literals, with its index and the bracket depth before it."""
+    depth, quote, i = 0, "", 0
     while i < len(text):
         ch = text[i]
         if quote:
@@ -55,16 +54,25 @@ def _top_level(expression: str) -> List[str]:
                 quote = ""
         elif ch in "\"'":
             quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0 and text.startswith("&&", i):
-            parts.append(text[start:i])
-            start = i + 2
-            i += 1
+        else:
+            yield i, ch, depth
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
         i += 1
-    parts.append(text[start:])
+
+
+def _top_level(expression: str) -> List[str]:
+    """The expression split at the ``&&`` outside parentheses, brackets and strings; parts unwrapped."""
+    parts, start, skip = [], 0, -1
+    for i, ch, depth in _outside_strings(expression):
+        if i == skip:
+            continue
+        if depth == 0 and expression.startswith("&&", i):
+            parts.append(expression[start:i])
+            start, skip = i + 2, i + 1
+    parts.append(expression[start:])
     return [_unwrap(p) for p in parts if p.strip()]
 
 
@@ -77,24 +85,8 @@ def _unwrap(text: str) -> str:
 
 
 def _closes_at_end(text: str) -> bool:
-    depth, quote, i = 0, "", 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0 and i != len(text) - 1:
-                return False
-        i += 1
-    return True
+    """The first parenthesis closes only at the last character."""
+    return not any(ch == ")" and depth == 1 and i != len(text) - 1 for i, ch, depth in _outside_strings(text))
 
 
 def due(record: BundleRecord, now: float, after: float) -> Optional[int]:
