@@ -741,7 +741,8 @@ def describe(
     except subprocess.TimeoutExpired:
         raise Refused(f"reading the submit file took longer than {CLEAN_ROOM_TIMEOUT:.0f} s; make it simpler or split it") from None
     if done.returncode != 0:
-        raise Refused(f"chtcd could not read the submit file (its reader failed: {_first_line(done.stderr.strip().splitlines()[-1:][0] if done.stderr.strip() else str(done.returncode))})")
+        why = done.stderr.strip().splitlines()[-1:][0] if done.stderr.strip() else str(done.returncode)
+        raise Refused(f"chtcd could not read the submit file (its reader failed: {_first_line(why)})")
     out = json.loads(done.stdout)
     if "refused" in out:
         raise Refused(out["refused"])
