@@ -76,6 +76,7 @@ class FakeAccessPoint:
             cluster, proc = map(int, jid.split("."))
             job = self.jobs[(cluster, proc)]
             (job.folder / f"out.{proc}").write_text(f"output of {jid}\n")
+            job.ad = replace(job.ad, stage_out_at=job.ad.stage_out_at or job.ad.completed_at or 1.0)  # as the schedd's StageOutFinish
 
     def release(self, clusters: Union[int, Sequence[int]], keep: Optional[Mapping[int, Sequence[int]]] = None) -> None:
         self._call("release")
