@@ -534,8 +534,8 @@ def flow(daemon: Daemon, pool: localpool.LocalPool, observer: condor.AccessPoint
         say(f"round {r}: condor_submit loop {loop:.2f} s (all spooled {base_total:.2f} s); bindings loop {floor_loop:.2f} s "
             f"({floor_total:.2f} s); chtcd last spool returned {returned:.2f} s (all spooled {total:.2f} s)")
         rounds.append((loop, base_total, floor_loop, floor_total, returned, total))
-        wait_for(lambda: all(n in daemon.watcher.arrived for n in names), 300, "the bundles in the inbox", 0.2)
-        wait_for(lambda: settled(names), 180, "the round's jobs to be released", 0.5)  # no release work in the next round
+        wait_for(lambda names=names: all(n in daemon.watcher.arrived for n in names), 300, "the bundles in the inbox", 0.2)
+        wait_for(lambda names=names: settled(names), 180, "the round's jobs to be released", 0.5)  # no release work in the next round
     best = [min(r[i] for r in rounds) for i in range(6)]  # each figure's best round
 
     def by_round(values: List[float]) -> str:
@@ -772,8 +772,8 @@ def measure_here(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
 
 def machine(pool: localpool.LocalPool) -> str:
     cores = os.cpu_count()
-    mem = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal:"))
-    model = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "unknown CPU")
+    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "unknown CPU")
     try:
         bindings = metadata.version("htcondor")
     except metadata.PackageNotFoundError:

@@ -217,7 +217,9 @@ def screen(text: str, name: str, folder: Optional[Path] = None, depth: int = 0) 
     for number, line in readings(text):
         if not line or line.startswith("#"):
             continue
-        word = _NAME.match(line).group(0).lower()
+        named = _NAME.match(line)
+        assert named is not None  # the pattern matches any line, if only the empty name
+        word = named.group(0).lower()
         op = re.search(r"[=:]", line[len(word):])
         if word in ("include", "@include") and op and op.group(0) == ":":
             _screen_include(line, number, name, folder, depth)

@@ -242,9 +242,9 @@ def check(
     uploads: Dict[str, int] = {}
     seen: Set[Tuple[Tuple[str, str], ...]] = set()
     for job in description.jobs:
-        key = tuple(sorted(job.items()))
-        if key not in seen:
-            seen.add(key)
+        values = tuple(sorted(job.items()))
+        if values not in seen:
+            seen.add(values)
             _check_job(job, b, uploads)
     total = sum(uploads.values())
     if total > max_upload_bytes:
@@ -305,7 +305,9 @@ def _check_predictable(description: Description, b: _Bundle) -> None:
 
 def _arguments(text: str, start: int) -> List[str]:
     """The top-level, comma-separated arguments of a macro function whose ``(`` ends just before ``start``."""
-    args, depth, current = [], 0, []
+    args: List[str] = []
+    current: List[str] = []
+    depth = 0
     for ch in text[start:]:
         if ch == ")" and depth == 0:
             break
@@ -505,8 +507,8 @@ def remaps(value: str) -> Iterable[Tuple[str, str]]:
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
     text = text.replace("\t", "").replace("\n", "")
-    pos = 0
-    while True:
+    pos: Optional[int] = 0
+    while pos is not None:
         start = pos
         source, pos = _copy_upto(text, pos, "=")
         if pos is None:

@@ -26,7 +26,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+
+if TYPE_CHECKING:
+    from . import idle
 
 C_SPACE = " \t\n\v\f\r"
 
@@ -203,7 +206,7 @@ def give_back_memory() -> None:
         _trim(0)
 
 
-def _bindings():
+def _bindings() -> Any:
     os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
     import htcondor2
 
@@ -486,7 +489,9 @@ def parse_environment(value: str) -> List[Tuple[str, str]]:
     if text.startswith('"'):
         raw = text[1:-1] if len(text) > 1 and text.endswith('"') else text[1:]
         raw = raw.replace('""', '"')
-        words, word, quoted, i, started = [], [], False, 0, False
+        words: List[str] = []
+        word: List[str] = []
+        quoted, i, started = False, 0, False
         while i < len(raw):
             ch = raw[i]
             if quoted:
@@ -512,8 +517,8 @@ def parse_environment(value: str) -> List[Tuple[str, str]]:
     else:
         words = [w.strip() for w in text.split(";")]
     pairs = []
-    for word in words:
-        name, eq, val = word.partition("=")
+    for item in words:
+        name, eq, val = item.partition("=")
         if eq and name:
             pairs.append((name, val))
     return pairs
@@ -537,7 +542,8 @@ def _getenv_names(value: str, environ: Mapping[str, str]) -> Tuple[List[str], Li
         return sorted(environ), []
     if not words or (len(words) == 1 and words[0].lower() in _FALSE_WORDS):
         return [], []
-    taken, missing = [], []
+    taken: List[str] = []
+    missing: List[str] = []
     for word in words:
         hits = [k for k in environ if fnmatch.fnmatchcase(k, word)]
         taken.extend(h for h in hits if h not in taken)
@@ -646,14 +652,14 @@ def _expand_all(h: Any, text: str, defaults: Mapping[str, str], cluster: str, al
             for step in range(count):
                 macros = {"Process": process, "ProcId": process, "Step": step, "Row": index, "ItemIndex": index,
                           "Node": 0, "Cluster": cluster, "ClusterId": cluster, "JobId": f"{cluster}.{process}"}
-                for macro, value in macros.items():
-                    description[macro] = str(value)
+                for macro, number in macros.items():
+                    description[macro] = str(number)
                 job = {k: description.expand(k).strip(C_SPACE) if k in description else "" for k in keys}
                 if env_keys:
-                    key = tuple((k, job[k]) for k in env_keys)
-                    if key not in env_cache:
-                        env_cache[key] = _final_environment(job, environ)
-                    final, missing = env_cache[key]
+                    env_key = tuple((k, job[k]) for k in env_keys)
+                    if env_key not in env_cache:
+                        env_cache[env_key] = _final_environment(job, environ)
+                    final, missing = env_cache[env_key]
                     asked.update(missing)
                     if final is not None:  # getenv took something: merged here under the job's own environment
                         for k in env_keys:
@@ -773,7 +779,7 @@ def describe_many(
     """
     if not bundles:
         return []
-    requests = [
+    requests: List[Dict[str, Any]] = [
         {"text": text, "folder": str(folder), "defaults": dict(defaults or {}),
          "cluster": f"chtcdCluster{secrets.token_hex(6)}", "allowlist": list(allowlist)}
         for text, folder in bundles
@@ -871,6 +877,36 @@ def submission(description: Description, folder: Path, stamps: Mapping[str, str]
 _STAMPED = {"my." + BUNDLE_ATTR.lower(), "my." + CLIENT_ATTR.lower()}
 
 
+class Door(Protocol):
+    """What the pipeline asks of an access point, and nothing more.
+
+    `AccessPoint` is the real door; `tests/fakes.FakeAccessPoint` is the fast
+    tests' stand-in. mypy holds both to this (each module states it), and
+    `tests/test_door_contract.py` runs one scenario through both and compares
+    what comes out.
+    """
+
+    name: str
+
+    def add_credentials(self, services: Sequence[str]) -> bool: ...
+
+    def submit(self, description: Description, folder: Path, stamps: Mapping[str, str]) -> Submitted: ...
+
+    def spool(self, submitted: Submitted, cwd: Path) -> None: ...
+
+    def query_client(self, client_id: str) -> List[JobAd]: ...
+
+    def history(self, constraint: str, limit: int = -1) -> List[JobAd]: ...
+
+    def retrieve(self, job_ids: Sequence[str]) -> None: ...
+
+    def release(self, clusters: Union[int, Sequence[int]], keep: Optional[Mapping[int, Sequence[int]]] = None) -> None: ...
+
+    def remove(self, constraint: str) -> None: ...
+
+    def idle_facts(self, cluster: int, proc: int) -> idle.Facts: ...
+
+
 class AccessPoint:
     """A connection to one access point's schedd, found through the collector by name."""
 
@@ -882,7 +918,7 @@ class AccessPoint:
         # Reads may go unauthenticated otherwise: a refused token would then only show at submit.
         self._h.param["SEC_CLIENT_AUTHENTICATION"] = "REQUIRED"
         self._schedd: Any = None
-        self._last_client_answer: Dict[str, JobAd] = {}
+        self._last_client_answer: Dict[int, JobAd] = {}  # `_print_key` of a job's printed ad -> its JobAd
         self.last_answer_seconds = 0.0
         """How long the schedd took to answer the last query (for the benchmark: a tick's own work excludes it)."""
         self.last_answer_cpu_seconds = 0.0
@@ -1080,7 +1116,7 @@ class AccessPoint:
 
     # ---- why a job is idle: the schedd's view of one job, then the slots, clause by clause ----
 
-    def idle_facts(self, cluster: int, proc: int) -> "Any":
+    def idle_facts(self, cluster: int, proc: int) -> idle.Facts:
         """What `condor_q -better-analyze` would say of one idle job, as `idle.Facts`: two queries.
 
         The job's whole ad (one job, so small) is read because its Requirements
@@ -1175,6 +1211,10 @@ class AccessPoint:
         except Exception as exc:
             raise _classify(exc, "looking for the access point's credd") from None
         return bool(ads)
+
+
+if TYPE_CHECKING:
+    _door: Door = AccessPoint("", "", Path())  # mypy: the real door has everything the pipeline asks of one
 
 
 def _job_list(job_ids: Sequence[str]) -> str:

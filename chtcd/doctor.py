@@ -210,7 +210,7 @@ def _service_check(layout: Optional[Layout] = None) -> Check:
     if current.installed and current.running:
         return Check("service running", True, current.describe())
     beat = heartbeat.read(layout.heartbeat_file) if layout is not None else None
-    if beat is not None:
+    if beat is not None and layout is not None:
         return Check(
             "service running",
             True,

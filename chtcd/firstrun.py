@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 from . import atomic, tokens
 from . import config as configuration
@@ -141,7 +141,7 @@ def init(
     outbox = term.value("Outbox: where you drop folders to send", _path(base.paths.outbox))
     inbox = term.value("Inbox: where they come back", _path(base.paths.inbox))
 
-    raw = {
+    raw: Dict[str, Dict[str, Any]] = {
         "pool": {"access_point": full_access_point(access_point)},
         "paths": {"outbox": outbox, "inbox": inbox},
     }
@@ -189,7 +189,7 @@ def init(
     return 0
 
 
-def _replace(base, fresh, keys):
+def _replace(base: Any, fresh: Any, keys: Iterable[str]) -> Any:
     return replace(base, **{k: getattr(fresh, k) for k in keys if getattr(fresh, k) is not None})
 
 

@@ -66,7 +66,7 @@ def _outside_strings(text: str) -> Iterator[Tuple[int, str, int]]:
 def _top_level(expression: str) -> List[str]:
     """The expression split at the ``&&`` outside parentheses, brackets and strings; parts unwrapped."""
     parts, start, skip = [], 0, -1
-    for i, ch, depth in _outside_strings(expression):
+    for i, _ch, depth in _outside_strings(expression):
         if i == skip:
             continue
         if depth == 0 and expression.startswith("&&", i):

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 DEFAULT_PORT = 19618
 AP_NAME = "ap.chtcd.test"
@@ -170,7 +170,7 @@ def _in_root(
     cwd: str | None = None,
     check: bool = True,
     timeout: float | None = 60,
-    **kwargs,
+    **kwargs: Any,
 ) -> subprocess.CompletedProcess:
     """Run a command inside the root, as root or as one of the root's users."""
     cmd = [_host("chroot")]
@@ -189,7 +189,7 @@ def _in_root(
     )
 
 
-def _run_logged(argv: Sequence[str], log: Path, **kwargs) -> None:
+def _run_logged(argv: Sequence[str], log: Path, **kwargs: Any) -> None:
     """Run a long, chatty command with its output in a log file, not on screen."""
     kwargs.setdefault("env", dict(os.environ, PATH=HOST_PATH))
     with log.open("a") as out:
@@ -220,7 +220,7 @@ def _locked(root: Path) -> Iterator[None]:
         yield
 
 
-def _wait_for(condition, timeout: float, what: str, interval: float = 0.25):
+def _wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -645,7 +645,7 @@ def condor_tool(
     cwd: os.PathLike | str | None = None,
     check: bool = True,
     timeout: float | None = 120,
-    **kwargs,
+    **kwargs: Any,
 ) -> subprocess.CompletedProcess:
     """Run one of the pool's tools (condor_submit, condor_q...) as the pool's user.
 

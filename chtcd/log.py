@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, MutableMapping, Optional
 
 import structlog
 
@@ -30,7 +30,7 @@ def _redact_event(_logger: Any, _name: str, event: dict) -> dict:
     return event
 
 
-def _readable(_logger: Any, _name: str, event: dict) -> str:
+def _readable(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> str:
     return logview.line_of(event)
 
 
@@ -50,13 +50,13 @@ def _private_file(path: Path) -> None:
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Each new log file after a rotation is created 0600 too, whatever the umask."""
 
-    def _open(self):  # type: ignore[override]
+    def _open(self) -> Any:
         def private(path: str, flags: int) -> int:
             return os.open(path, flags, 0o600)
 
         return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private)
 
-    def shouldRollover(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
         """By the size written so far: the stock check formats every line twice (once to measure it) and stats the file."""
         if self.stream is None:
             self.stream = self._open()
@@ -65,7 +65,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 def setup(log_file: Optional[Path], level: int = logging.INFO) -> None:
     """Console at ``level``, in the lines `chtcd logs` shows; the file also keeps debug lines (every tick, every retry), bounded by rotation."""
-    shared = [
+    shared: List[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -12,7 +12,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Deque, Iterable, List, Mapping, Optional
+from typing import IO, Any, Callable, Deque, Iterable, List, Mapping, Optional
 
 SKIP = ("event", "level", "timestamp", "logger")
 FOLLOW_POLL_SECONDS = 0.5
@@ -105,7 +105,7 @@ def follow(log_file: Path, out: Callable[[str], None] = print, stop: Optional[Ca
         time.sleep(FOLLOW_POLL_SECONDS)
 
 
-def _complete_lines(handle) -> Iterable[str]:
+def _complete_lines(handle: IO[str]) -> Iterable[str]:
     while True:
         position = handle.tell()
         line = handle.readline()

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from typing import Callable, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from . import lifecycle
 from .config import Config
@@ -156,13 +156,13 @@ class Watcher:
         self._idle: Set[str] = {r.id for r in state.bundles.values() if r.idle is not None}
 
     @staticmethod
-    def _troubles(state: State):
+    def _troubles(state: State) -> Iterator[Tuple[str, float]]:
         for record in state.bundles.values():
             if record.first_error_at is not None and record.delivered_at is None:
                 yield record.id, record.first_error_at
 
     @staticmethod
-    def _holds(state: State):
+    def _holds(state: State) -> Iterator[Tuple[str, str]]:
         for record in state.bundles.values():
             if record.stage != Stage.RUNNING:
                 continue
@@ -185,7 +185,7 @@ class Watcher:
         holds = set(self._holds(state))
         new = holds - self._held
         self._held = holds
-        by_bundle = {}
+        by_bundle: Dict[str, List[str]] = {}
         for bundle_id, key in sorted(new):
             by_bundle.setdefault(bundle_id, []).append(key)
         for bundle_id, keys in by_bundle.items():

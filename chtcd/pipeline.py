@@ -44,7 +44,7 @@ SUBMIT_BATCH = 50
 QUERIED_STAGES = (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING, Stage.DELIVERED, Stage.RELEASED)
 
 class Pipeline:
-    def __init__(self, config: Config, layout: Layout, store: Store, state: State, access_point: Any):
+    def __init__(self, config: Config, layout: Layout, store: Store, state: State, access_point: condor.Door):
         self.config = config
         self.layout = layout
         self.store = store
@@ -492,7 +492,7 @@ class Pipeline:
             if record.idle is not None and not idle.still_idle(record):
                 record.idle = None  # they started, or left: the explanation no longer holds
             proc = idle.due(record, now, after) if budget and self._may_call_schedd() else None
-            if proc is None:
+            if proc is None or record.cluster is None:
                 continue
             budget -= 1
             record.idle_explained_at = now  # tried: whatever the answer, not again within the hour
@@ -582,10 +582,10 @@ class Pipeline:
             group = [r for r in group if r.id not in done]
             if not group or not self._may_call_schedd():
                 continue
-            keep = {r.cluster: [j.proc for j in r.jobs.values() if j.fetch_error is not None] for r in group}
+            keep = {r.cluster: [j.proc for j in r.jobs.values() if j.fetch_error is not None] for r in group if r.cluster is not None}
             try:
                 with self._step("release"):
-                    self.ap.release([r.cluster for r in group], keep=keep)
+                    self.ap.release([r.cluster for r in group if r.cluster is not None], keep=keep)
             except condor.Unreachable as exc:
                 self._unreachable(exc)
                 return

@@ -165,7 +165,7 @@ def _suggest(resource: str, command: str, requested: List[float], used: List[flo
 def lines(assessment: Mapping[str, Any]) -> List[str]:
     """The assessment as a few lines for people (`status NAME`)."""
     out = []
-    for resource, command, _, _ in _RESOURCES:
+    for resource, _command, _, _ in _RESOURCES:
         found = assessment.get(resource)
         if not found:
             continue

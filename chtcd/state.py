@@ -36,10 +36,6 @@ class Stage(str, Enum):
     RELEASED = "released"  # release sent; waiting for the schedd to drop the jobs
     DONE = "done"  # nothing left anywhere; kept a while for `status`
 
-    @property
-    def in_flight(self) -> bool:
-        return self not in (Stage.CLAIMED, Stage.DONE)
-
 
 _SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
 """20,000 job records and 2,000 bundle records: without a __dict__ each, a few megabytes less."""
@@ -155,9 +151,6 @@ class State:
     client_id: str
     bundles: Dict[str, BundleRecord] = field(default_factory=dict)
     paused: bool = False
-
-    def in_flight(self) -> List[BundleRecord]:
-        return [b for b in self.bundles.values() if b.stage.in_flight]
 
     def to_json(self) -> Dict[str, Any]:
         return {

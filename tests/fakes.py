@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from chtcd import condor, idle
 
@@ -38,7 +38,7 @@ class FakeAccessPoint:
         if self.down:
             raise condor.Unreachable(f"{what}: Failed communication with collector.")
 
-    def add_credentials(self, services) -> bool:
+    def add_credentials(self, services: Sequence[str]) -> bool:
         self._call("credd")
         return self.has_credd
 
@@ -55,7 +55,7 @@ class FakeAccessPoint:
             self.jobs[(cluster, proc)] = FakeJob(ad, client, folder)
         return condor.Submitted(cluster=cluster, procs=count, handle=cluster)
 
-    def spool(self, submitted: condor.Submitted, folder: Path) -> None:
+    def spool(self, submitted: condor.Submitted, cwd: Path) -> None:
         self._call("spool")
         for key, job in self.jobs.items():
             if key[0] == submitted.cluster:
@@ -65,7 +65,7 @@ class FakeAccessPoint:
         self._call("query")
         return [j.ad for j in self.jobs.values() if j.client == client_id]
 
-    def retrieve(self, job_ids) -> None:
+    def retrieve(self, job_ids: Sequence[str]) -> None:
         self._call("retrieve")
         for jid in job_ids:
             if jid in self.unfetchable:
@@ -76,8 +76,9 @@ class FakeAccessPoint:
             cluster, proc = map(int, jid.split("."))
             job = self.jobs[(cluster, proc)]
             (job.folder / f"out.{proc}").write_text(f"output of {jid}\n")
+            job.ad = replace(job.ad, stage_out_at=job.ad.stage_out_at or job.ad.completed_at or 1.0)  # as the schedd's StageOutFinish
 
-    def release(self, clusters, keep=None) -> None:
+    def release(self, clusters: Union[int, Sequence[int]], keep: Optional[Mapping[int, Sequence[int]]] = None) -> None:
         self._call("release")
         for cluster in [clusters] if isinstance(clusters, int) else clusters:
             self._leave(cluster, keep=set((keep or {}).get(cluster, ())))
@@ -88,19 +89,23 @@ class FakeAccessPoint:
         if by_bundle:
             clusters = {k[0] for k, job in self.jobs.items() if job.ad.bundle_id == by_bundle.group(1)}
         else:
-            clusters = {int(re.search(r"ClusterId == (\d+)", constraint).group(1))}
+            by_cluster = re.search(r"ClusterId == (\d+)", constraint)
+            assert by_cluster is not None, f"the fake removes by bundle id or by cluster, not {constraint!r}"
+            clusters = {int(by_cluster.group(1))}
         for cluster in clusters:
             self._leave(cluster, removed=True)
 
-    def _leave(self, cluster: int, removed: bool = False, keep=frozenset()) -> None:
+    def _leave(self, cluster: int, removed: bool = False, keep: Union[Set[int], FrozenSet[int]] = frozenset()) -> None:
         for key in [k for k in self.jobs if k[0] == cluster and k[1] not in keep]:
             ad = self.jobs.pop(key).ad
             self.past.append(replace(ad, status=3) if removed and ad.status != 4 else ad)
 
     def history(self, constraint: str, limit: int = -1) -> List[condor.JobAd]:
         self._call("history")
-        bundle_id = re.search(r'"([^"]+)"', constraint).group(1)
-        return [ad for ad in self.past if ad.bundle_id == bundle_id]
+        found = re.search(r'"([^"]+)"', constraint)
+        assert found is not None, f"the fake reads history by bundle id, not {constraint!r}"
+        matching = [ad for ad in self.past if ad.bundle_id == found.group(1)]
+        return matching if limit < 0 else matching[:limit]
 
     def idle_facts(self, cluster: int, proc: int) -> idle.Facts:
         self._call("idle_facts")
@@ -123,12 +128,16 @@ class FakeAccessPoint:
         )
 
     # what the pool would do on its own
-    def set_status(self, cluster: int, proc: int, status: int, now: float = 0.0, **fields) -> None:
+    def set_status(self, cluster: int, proc: int, status: int, now: float = 0.0, **fields: Any) -> None:
         job = self.jobs[(cluster, proc)]
         job.ad = replace(job.ad, status=status, entered_status_at=now, **fields)
 
     def clusters(self) -> List[int]:
         return sorted({k[0] for k in self.jobs})
+
+
+if TYPE_CHECKING:
+    _door: condor.Door = FakeAccessPoint()  # mypy: the fake has everything the pipeline asks of the real door
 
 
 def fake_pipeline(tmp_path: Path, **tables: dict):

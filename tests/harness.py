@@ -105,10 +105,11 @@ class Chtcd:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def stop(self, timeout: float = 20) -> int:
-        assert self.proc is not None
-        wait_for(lambda: self.ready() or self.proc.poll() is not None, 60, "the daemon to be serving")
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
+        proc = self.proc
+        assert proc is not None
+        wait_for(lambda: self.ready() or proc.poll() is not None, 60, "the daemon to be serving")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=timeout)
         self.proc = None
         return code
 

@@ -213,6 +213,25 @@ def test_named_pipe_in_the_bundle_is_refused(tmp_path):
     refused(folder, "fifo is a named pipe", "remove it")
 
 
+def test_device_files_and_sockets_in_the_bundle_are_refused(tmp_path):
+    import socket
+    import stat
+
+    folder = make(tmp_path, "d", {"d.sub": JOB + "queue\n", "run.sh": ""})
+    try:
+        os.mknod(folder / "null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device file needs root")
+    refused(folder, "null is a device file", "remove it")
+    (folder / "null").unlink()
+    listening = socket.socket(socket.AF_UNIX)
+    try:
+        listening.bind(str(folder / "sock"))
+        refused(folder, "sock is a socket", "remove it")
+    finally:
+        listening.close()
+
+
 def test_a_file_name_with_a_folder_name_htcondor_cannot_carry(tmp_path):
     refused(make(tmp_path, "a,b", {"a,b.sub": JOB + "queue\n", "run.sh": ""}), "characters HTCondor cannot carry")
 

@@ -80,6 +80,15 @@ def test_cancel_of_unknown_or_finished_bundle_is_refused(env):
         control.request_cancel(layout, "ghost", pipe.state, "ap.fake")
     with pytest.raises(control.ControlError):
         control.request_cancel(layout, "../escape", pipe.state, "ap.fake")
+    drop(layout, "finished")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0)
+    pipe.tick(2.0)
+    assert report(layout, "finished")["outcome"] == "delivered"
+    with pytest.raises(control.ControlError, match="no bundle named finished"):
+        control.request_cancel(layout, "finished", pipe.state, "ap.fake")
+    assert not layout.cancel_request("finished").exists()
 
 
 def test_retry_sends_a_bundle_through_again(env):

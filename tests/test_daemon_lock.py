@@ -59,3 +59,27 @@ def test_second_daemon_refused_and_stale_lock_ignored(tmp_path):
     finally:
         third.send_signal(signal.SIGTERM)
         assert third.wait(timeout=20) == 0
+
+
+def test_a_first_signal_finishes_the_step_in_hand_and_a_second_stops_at_once(monkeypatch):
+    import threading
+    from types import SimpleNamespace
+
+    from chtcd import daemon as daemon_module
+
+    pipeline = SimpleNamespace(config=SimpleNamespace(daemon=SimpleNamespace(tick_seconds=60)), stopping=threading.Event())
+    daemon = daemon_module.Daemon(pipeline)  # type: ignore[arg-type]
+    exits = []
+
+    def exit_now(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(daemon_module.os, "_exit", exit_now)
+    daemon._on_signal(signal.SIGTERM, None)
+    assert exits == [] and daemon.stop.is_set() and pipeline.stopping.is_set(), "the first: stop after the step"
+    try:
+        daemon._on_signal(signal.SIGINT, None)
+    except SystemExit:
+        pass
+    assert exits == [1], "the second: at once, without waiting for the step"

@@ -83,7 +83,7 @@ def _converse(argv, env, answers):
 
     try:
         for prompt, answer in answers:
-            wait_for(lambda: pump() or prompt.encode() in shown, 30, f"the prompt {prompt!r}")
+            wait_for(lambda prompt=prompt: pump() or prompt.encode() in shown, 30, f"the prompt {prompt!r}")
             os.write(master, (answer + "\n").encode())
         wait_for(pump, 30, "chtcd init to finish")
     finally:

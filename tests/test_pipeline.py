@@ -1,10 +1,12 @@
 """The pipeline against the in-memory fake: fast checks of the flow's logic, not of HTCondor."""
 
-import time
+import os
 
 import pytest
 from fakes import drop, fake_pipeline, report
+from structlog.testing import capture_logs
 
+from chtcd import condor, lifecycle
 from chtcd.restore import restore
 from chtcd.state import Stage
 
@@ -38,8 +40,10 @@ def test_a_folder_still_being_written_is_looked_at_again_when_it_settles(tmp_pat
     """The tick's intake says when to look again: the outbox is watched without recursion, so no event
     from inside the folder would wake the daemon before the next tick."""
     pipe, ap, layout = fake_pipeline(tmp_path, daemon={"tick_seconds": 60, "settle_seconds": 5, "hold_grace_seconds": 100})
-    now = time.time()
-    drop(layout, "copying")  # its files were written just now
+    now = 1_800_000_000.0
+    folder = drop(layout, "copying")
+    for path in (folder, *folder.iterdir()):
+        os.utime(path, (now, now))  # its files were written just now (the tick's clock, not the wall clock)
     again = pipe.tick(now)
     assert again is not None and now < again <= now + 5
     assert (layout.outbox / "copying").is_dir() and "submit" not in ap.calls
@@ -101,16 +105,23 @@ def test_held_job_past_grace_is_delivered_and_removed(env):
     assert ap.clusters() == []
 
 
-def test_outage_is_retried_with_backoff_and_nothing_lost(env):
+def test_during_an_outage_attempts_thin_out_and_nothing_is_lost(env):
     pipe, ap, layout = env
     drop(layout, "o")
     pipe.tick(1.0)
     (cluster,) = ap.clusters()
     ap.down = True
     ap.calls.clear()
-    for t in range(2, 12):
+    tried = []
+    for t in range(2, 42):
+        before = len(ap.calls)
         pipe.tick(float(t))
-    assert len(ap.calls) <= 4
+        assert len(ap.calls) - before <= 1, "at most one attempt per tick"
+        if len(ap.calls) > before:
+            tried.append(t)
+    gaps = [b - a for a, b in zip(tried, tried[1:])]
+    assert gaps == [1, 2, 4, 8, 8, 8, 8], f"attempts thin out as the outage lasts (ticks {tried})"
+    assert pipe.outage.ongoing
     ap.down = False
     ap.set_status(cluster, 0, 4, exit_code=0)
     for t in range(12, 30):
@@ -148,8 +159,12 @@ def test_crash_after_claim_before_save_is_adopted(env):
     (slot / "orphan").mkdir()
     (slot / "orphan" / "orphan.sub").write_text("queue\n")
     restore(pipe.state, layout, 1.0)
+    record = pipe.state.bundles["20260101-000000-abcdef"]
+    assert (record.name, record.stage) == ("orphan", Stage.SUBMITTING)
     pipe.tick(1.0)
-    assert ap.clusters() != []
+    assert "history" in ap.calls, "a bundle in doubt is looked up before it is sent again"
+    assert [job.ad.bundle_id for job in ap.jobs.values()] == ["20260101-000000-abcdef"], "submitted once, under its id"
+    assert record.stage == Stage.RUNNING and record.cluster == ap.clusters()[0]
 
 
 def test_submitting_record_without_jobs_is_submitted_again(env):
@@ -213,14 +228,39 @@ def test_folder_deleted_from_work_area_still_gets_a_report(env):
     assert ap.clusters() == []
 
 
-def test_jobs_gone_after_a_retrieve_before_a_crash_are_delivered_not_vanished(env):
-    pipe, ap, layout = env
-    drop(layout, "r")
+def _gone_while_down(pipe, ap, layout, retrieved: bool):
+    """A bundle whose jobs finished and left the queue while the daemon was down, with its last steps unsaved."""
+    drop(layout, "r", "queue 2")
     pipe.tick(1.0)
     (cluster,) = ap.clusters()
-    ap.set_status(cluster, 0, 4, exit_code=0, stage_out_at=5.0)
-    pipe.tick(2.0)
+    for proc in (0, 1):
+        ap.set_status(cluster, proc, 4, exit_code=0, stage_out_at=5.0 if retrieved else None)
+    if retrieved:  # the crashed daemon's retrieve and release, which its saved state never heard of
+        ap.retrieve([f"{cluster}.0", f"{cluster}.1"])
+        ap.release(cluster)
+    else:  # the jobs left without their outputs (removed, or dropped after ten days)
+        ap.remove(f"ClusterId == {cluster}")
+    assert ap.clusters() == []
+    ap.calls.clear()
+    pipe.tick(6.0)
+    return next(iter(pipe.state.bundles.values()))
+
+
+def test_jobs_gone_after_a_retrieve_before_a_crash_are_delivered_not_vanished(env):
+    pipe, ap, layout = env
+    record = _gone_while_down(pipe, ap, layout, retrieved=True)
+    assert all(job.gone for job in record.jobs.values()), "the query no longer lists them"
+    assert "history" in ap.calls, "the history is asked before the jobs are called vanished"
     assert report(layout, "r")["outcome"] == "delivered"
+    assert (layout.inbox / "r" / "out.1").is_file()
+
+
+def test_jobs_gone_without_a_retrieve_come_back_vanished(env):
+    pipe, ap, layout = env
+    _gone_while_down(pipe, ap, layout, retrieved=False)
+    assert "history" in ap.calls
+    rep = report(layout, "r")
+    assert rep["outcome"] == "vanished" and rep["reason"] == lifecycle.VANISHED_REASON
 
 
 def test_inbox_not_writable_is_retried_and_delivered_once(env, monkeypatch):
@@ -270,3 +310,68 @@ def test_status_warns_as_finished_outputs_near_the_ten_day_limit(env):
     table = status.as_table(glance.Snapshot.of(pipe.state), 2.0 + 7 * 86400)
     assert "warning: finished outputs are dropped by the access point in 3d" in table
     assert status.bundle_summary(glance.of_record(rec), 2.0 + 7 * 86400)["outputs_expire_in_seconds"] == 3 * 86400
+
+
+def test_a_refused_token_says_how_to_fetch_a_new_one(env):
+    pipe, ap, layout = env
+    drop(layout, "t")
+    pipe.tick(1.0)
+
+    def refused(client_id):
+        raise condor.AuthRefused("querying the queue: AUTHENTICATE:1003:Failed to authenticate with any method")
+
+    ap.query_client = refused
+    with capture_logs() as logs:
+        pipe.tick(2.0)
+    (line,) = [e for e in logs if e["log_level"] == "error"]
+    assert "refused the token" in line["event"]
+    assert "ssh NETID@ap.fake condor_token_fetch" in line["error"] and "chtcd token fetch" in line["error"]
+    assert str(pipe.config.pool.token_dir) in line["error"]
+
+
+def test_stray_jobs_of_this_client_are_let_go_or_left_alone(env):
+    """Jobs stamped with this client's id whose bundle no record knows (the state was lost)."""
+    pipe, ap, layout = env
+    drop(layout, "known")
+    pipe.tick(1.0)
+    stamps = condor.stamps("lost-bundle", pipe.state.client_id)
+    description = ap.submitted[0]
+    fetched = ap.submit(description, layout.outbox, stamps)  # retrieved before the state was lost
+    ap.spool(fetched, layout.outbox)
+    ap.set_status(fetched.cluster, 0, 4, exit_code=0, stage_out_at=3.0)
+    waiting = ap.submit(description, layout.outbox, stamps)  # never got its inputs
+    running = ap.submit(description, layout.outbox, stamps)  # still running: only the user knows what it is
+    ap.spool(running, layout.outbox)
+    ap.set_status(running.cluster, 0, 2)
+    with capture_logs() as logs:
+        pipe.tick(2.0)
+        pipe.tick(3.0)
+    clusters = ap.clusters()
+    assert fetched.cluster not in clusters and waiting.cluster not in clusters
+    assert running.cluster in clusters
+    assert [ad.status for ad in ap.past if ad.cluster == fetched.cluster] == [4], "released, not removed"
+    assert [ad.status for ad in ap.past if ad.cluster == waiting.cluster] == [3], "removed"
+    warned = [e for e in logs if "no bundle record knows" in e["event"]]
+    assert [e["cluster"] for e in warned] == [running.cluster], "said once, not every tick"
+    (known,) = pipe.state.bundles.values()
+    assert known.stage == Stage.RUNNING and known.cluster in clusters
+
+
+def test_a_release_that_did_not_take_is_sent_again(env):
+    pipe, ap, layout = env
+    drop(layout, "rel")
+    pipe.tick(1.0)
+    (cluster,) = ap.clusters()
+    ap.set_status(cluster, 0, 4, exit_code=0)
+    real_release = ap.release
+    ap.release = lambda clusters, keep=None: ap.calls.append("release")  # answered, but the jobs stay
+    pipe.tick(2.0)
+    (record,) = pipe.state.bundles.values()
+    assert record.stage == Stage.RELEASED and ap.clusters() == [cluster]
+    ap.release = real_release
+    pipe.tick(3.0)
+    assert ap.calls.count("release") == 1, "not again at once"
+    pipe.tick(3.0 + lifecycle.RELEASE_RETRY_SECONDS + 1)
+    assert ap.calls.count("release") == 2 and ap.clusters() == []
+    pipe.tick(3.0 + lifecycle.RELEASE_RETRY_SECONDS + 2)
+    assert record.stage == Stage.DONE

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -228,15 +227,19 @@ def test_an_unchanged_job_is_not_converted_again(monkeypatch):
         [FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=280, ChtcdBundleId="b", HoldReason=quoting)],
     ]
     monkeypatch.setattr(door, "_query", lambda constraint: answers.pop(0))
+    converted = []
+    real_job_ad = condor._job_ad
+    monkeypatch.setattr(condor, "_job_ad", lambda ad, *rest: converted.append(ad.attrs["ProcId"]) or real_job_ad(ad, *rest))
     first = door.query_client("c")
+    assert converted == [0, 1]
     second = door.query_client("c")
-    assert second[0] is first[0], "only ServerTime differs: the same JobAd comes back"
-    assert second[1] is not first[1] and second[1].status == 2
+    assert converted == [0, 1, 1], "only ServerTime differs for job 0: it is not converted again"
+    assert second[0] == first[0] and second[1].status == 2
     assert first[0].hold_code is None and first[0].status == 1 and first[0].bundle_id == "b"
     assert first[1].cpu_seconds == 4.5  # 1.5 + the expression, evaluated by HTCondor
     held = door.query_client("c")
     assert held[0].hold_reason == quoting and held[0].status == 5
-    assert door.query_client("c")[0] is held[0]
+    assert door.query_client("c") == held and converted == [0, 1, 1, 0], "a quoted stamp is not the answer's stamp"
 
 
 # ---- the daemon takes a folder in at once, even mid-intake ------------------------------------
@@ -259,7 +262,8 @@ def test_a_folder_arriving_during_an_intake_gets_an_intake_of_its_own():
         daemon.schedule_intake(0.0)
         wait_for(running.is_set, 10, "the first intake to start")
         daemon.schedule_intake(0.0)  # a folder renamed in while the first intake runs
-        time.sleep(0.2)  # let the scheduler try (and, before the fix, skip) the second one
+        # until the scheduler has tried it (a date job leaves the job store once fired or, before the fix, skipped)
+        wait_for(lambda: daemon.scheduler.get_job("intake") is None, 10, "the scheduler to try the second intake")
         release.set()
         wait_for(lambda: len(calls) >= 2, 10, "the second intake")
         daemon.schedule_intake(0.0)  # and later requests are not swallowed either

@@ -19,7 +19,10 @@ from chtcd.crashpoints import POINTS
 
 pytestmark = pytest.mark.pool
 
-QUICK = "executable = /bin/echo\ntransfer_executable = false\narguments = hello $(Process)\noutput = out.$(Process).txt\nrequest_memory = 64MB\nrequest_disk = 64MB\nqueue {n}\n"
+QUICK = (
+    "executable = /bin/echo\ntransfer_executable = false\narguments = hello $(Process)\noutput = out.$(Process).txt\n"
+    "request_memory = 64MB\nrequest_disk = 64MB\nqueue {n}\n"
+)
 
 
 def quick_bundle(root: Path, name: str, n: int = 1) -> Path:

@@ -74,9 +74,11 @@ def test_the_file_read_tallies_as_the_records_do(bundles):
         assert bundle["claimed_at"] == record.claimed_at
 
 
-def test_bundles_alike_share_a_tally_and_held_ones_do_not():
+def test_bundles_alike_tally_alike_and_held_ones_keep_their_own_reasons():
     one = {"0": {"proc": 0, "status": 2}}
-    assert glance.tally(one) is glance.tally({"0": {"proc": 0, "status": 2}})
+    first, second = glance.tally(one), glance.tally({"0": {"proc": 0, "status": 2}})
+    assert (first.counts, first.held, first.exit_codes) == (second.counts, second.held, second.exit_codes)
     held = {"0": {"proc": 0, "status": 5, "hold_code": 34, "hold_reason": "a"}}
-    assert glance.tally(held) is not glance.tally({"0": {"proc": 0, "status": 5, "hold_code": 34, "hold_reason": "b"}})
     assert glance.tally(held).held == [(0, 34, "a")]
+    assert glance.tally({"0": {"proc": 0, "status": 5, "hold_code": 34, "hold_reason": "b"}}).held == [(0, 34, "b")]
+    assert glance.tally(held).held == [(0, 34, "a")], "an earlier bundle's reason is not shown for a later one"
