@@ -12,16 +12,14 @@ step; the comment ``commit point`` marks the step that makes each one durable.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import os
 import shutil
 import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import bundle as bundles
-from . import checks, condor, control, faults, idle, lifecycle, report
+from . import admission, condor, control, faults, idle, lifecycle, report
 from .atomic import free_name, move_dir
 from .crashpoints import INJECTED, crash_point, failing
 from .config import Config
@@ -129,46 +127,24 @@ class Pipeline:
             self._send(record, found, now)
 
     def _check(self, records: List[BundleRecord], now: float) -> List[Tuple[BundleRecord, bundles.Bundle]]:
-        """The bundles that pass every rule, with what the clean room read; the others go back with the reason.
-
-        The raw screen and the names come first, bundle by bundle; then one clean
-        room reads every bundle that passed them (`condor.describe_many`), and
-        the rules run on the values it returns.
-        """
-        screened: List[Tuple[BundleRecord, bundles.Bundle, str]] = []
+        """The bundles that may be sent (`admission`), with what to send; the others go back with the reason."""
+        present = []
         for record in records:
-            folder = self._folder(record)
-            if not folder.is_dir():
+            if self._folder(record).is_dir():
+                present.append(record)
+            else:
                 self._lost(record, "its folder was removed from the work area before it was submitted", now)
-                continue
-            try:
-                root = os.path.realpath(folder)  # resolved once for all the checks: each resolution walks the whole path
-                found = bundles.read(folder)
-                checks.check_names(folder, root)
-            except bundles.Rejected as exc:
-                self._reject(record, str(exc), now)
-                continue
-            screened.append((record, found, root))
-        described = condor.describe_many(
-            [(found.text, found.folder) for _, found, _ in screened],
-            checks.FILE_COMMANDS, self.config.submit_defaults(), self.config.limits.env_allowlist,
+        verdicts = admission.examine(
+            [self._folder(r) for r in present], self.config.submit_defaults(), self.config.limits.env_allowlist,
+            int(self.config.limits.max_upload_mb * 1e6),
         )
         passed = []
-        for (record, found, root), description in zip(screened, described):
-            try:
-                if isinstance(description, condor.Refused):
-                    raise description
-                checks.check(
-                    description, found.folder, found.text, found.submit_file.name, int(self.config.limits.max_upload_mb * 1e6), root
-                )
-            except bundles.Rejected as exc:
-                self._reject(record, str(exc), now)
+        for record, verdict in zip(present, verdicts):
+            if isinstance(verdict, admission.Refusal):
+                self._reject(record, verdict.reason, now)
                 continue
-            except condor.Refused as exc:
-                self._reject(record, bundles.syntax_error(found.text, found.submit_file.name) or str(exc), now)
-                continue
-            record.notes = checks.env_notes(description, found.submit_file.name)
-            passed.append((record, dataclasses.replace(found, description=description)))
+            record.notes = verdict.notes
+            passed.append((record, verdict.found))
         return passed
 
     def _send(self, record: BundleRecord, found: bundles.Bundle, now: float) -> None:

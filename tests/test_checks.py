@@ -1,8 +1,8 @@
 """The validator on its own: every rule, the readings HTCondor's parser could take, and no false alarms.
 
-No pool is needed: `condor.describe` only parses locally with the bindings.
-`validate` runs the pipeline's check block in the pipeline's order, so what
-passes here is what chtcd would submit.
+No pool is needed: the clean room only parses locally with the bindings.
+`validate` goes through `admission.examine`, the pipeline's own entry point,
+so what passes here is what chtcd would submit.
 """
 
 import os
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chtcd import bundle, checks, condor
+from chtcd import admission, bundle, checks, condor
 from chtcd.bundle import Rejected
 from chtcd.demo import example_bundle
 
@@ -24,14 +24,11 @@ PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def validate(folder: Path, limit: int = NO_LIMIT) -> int:
-    """The check block of pipeline._submit, in its order; returns the bytes the bundle would upload."""
-    found = bundle.read(folder)
-    checks.check_names(folder)
-    try:
-        description = condor.describe(found.text, folder, checks.FILE_COMMANDS)
-    except condor.Refused as exc:
-        raise condor.Refused(bundle.syntax_error(found.text, found.submit_file.name) or str(exc)) from None
-    return checks.check(description, folder, found.text, found.submit_file.name, limit)
+    """The pipeline's own admission of one bundle (`admission.examine`); returns the bytes it would upload."""
+    (verdict,) = admission.examine([folder], {}, condor.DEFAULT_ENV_ALLOWLIST, limit)
+    if isinstance(verdict, admission.Refusal):
+        raise Rejected(verdict.reason)
+    return verdict.upload_bytes
 
 
 def make(root: Path, name: str, files: Dict[str, str], links: Optional[Dict[str, str]] = None) -> Path:
