@@ -124,6 +124,14 @@ class JobAd:
 
 
 @dataclass(frozen=True)
+class Count:
+    """The schedd's summary of a constraint: how many jobs match, and its clock when it counted."""
+
+    jobs: int
+    server_time: float
+
+
+@dataclass(frozen=True)
 class Submitted:
     cluster: int
     procs: int
@@ -818,6 +826,9 @@ class AccessPoint:
         """How long the schedd took to answer the last query (for the benchmark: a tick's own work excludes it)."""
         self.last_answer_cpu_seconds = 0.0
         """This thread's CPU time in the bindings meanwhile, reading the answer into ClassAds."""
+        self.last_answer_ads = 0
+        self.last_answer_attributes = 0
+        """Job ads, and attributes in them, of the last `query_client` answer: what came through the door."""
 
     def _collector(self) -> Any:
         return self._h.Collector(self.collector_host)
@@ -937,8 +948,26 @@ class AccessPoint:
     def query(self, constraint: str) -> List[JobAd]:
         return [_job_ad(ad) for ad in self._query(constraint)]
 
-    def query_client(self, client_id: str) -> List[JobAd]:
-        """The tick's one query: every job this state store submitted.
+    def count_client(self, client_id: str, excluding: Sequence[str] = ()) -> Count:
+        """How many jobs of this client the queue holds (leaving out the bundles ``excluding``), and the schedd's clock.
+
+        One summary ad (`QueryOpt.SummaryOnly`), whatever the queue's size: the
+        tick compares it with the jobs it knows of, to notice jobs that left
+        without a change of status the tick's query could see.
+        """
+        with self._call("counting the queue") as schedd:
+            ads = schedd.query(
+                _client_constraint(client_id) + _not_member(excluding),
+                projection=["Jobs", "ServerTime"],
+                opts=self._h.QueryOpt.SummaryOnly,
+            )
+        if not ads:
+            raise Unreachable("counting the queue: the schedd sent no summary")
+        return Count(jobs=int(ads[0].get("Jobs", 0)), server_time=float(ads[0].get("ServerTime", 0)))
+
+    def query_client(self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = ()) -> List[JobAd]:
+        """The tick's query: the jobs of this client that entered their status at ``since`` or later, and
+        every job of the bundles ``listed``; with no ``since``, every job of this client.
 
         Most jobs look the same from one tick to the next: a job whose ad
         prints exactly as last time gets last time's JobAd back (the same
@@ -947,7 +976,12 @@ class AccessPoint:
         kept to know them by, not the printed ads.
         """
         with _no_cycle_collection():
-            ads = self._query(f'{CLIENT_ATTR} == "{client_id}"')
+            constraint = _client_constraint(client_id)
+            if since is not None:
+                constraint += f" && (EnteredCurrentStatus >= {int(since)}{_or_member(listed)})"
+            ads = self._query(constraint)
+            self.last_answer_ads = len(ads)
+            self.last_answer_attributes = sum(len(ad) for ad in ads)
             known, fresh = self._last_client_answer, {}
             jobs = []
             seen: Dict[Any, Any] = {}
@@ -1106,6 +1140,22 @@ class AccessPoint:
         except Exception as exc:
             raise _classify(exc, "looking for the access point's credd") from None
         return bool(ads)
+
+
+def _client_constraint(client_id: str) -> str:
+    return f'{CLIENT_ATTR} == "{client_id}"'
+
+
+def _ids(bundle_ids: Sequence[str]) -> str:
+    return ", ".join(json.dumps(b) for b in sorted(bundle_ids))
+
+
+def _not_member(bundle_ids: Sequence[str]) -> str:
+    return f" && (member({BUNDLE_ATTR}, {{{_ids(bundle_ids)}}}) =!= true)" if bundle_ids else ""
+
+
+def _or_member(bundle_ids: Sequence[str]) -> str:
+    return f" || member({BUNDLE_ATTR}, {{{_ids(bundle_ids)}}})" if bundle_ids else ""
 
 
 def _job_list(job_ids: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import bundle as bundles
-from . import checks, condor, control, faults, idle, lifecycle, report
+from . import checks, condor, control, faults, idle, lifecycle, report, tracking
 from .atomic import free_name, move_dir
 from .crashpoints import INJECTED, crash_point, failing
 from .config import Config
@@ -218,18 +218,22 @@ class Pipeline:
         self.outage.open_tick()
         next_check = self.intake(now)
         tracked = [r for r in self.state.bundles.values() if r.stage in QUERIED_STAGES]
-        queried = False
+        queried, ask, answer = False, None, 0
         if tracked and self._may_call_schedd():
+            client = self.state.client_id
             try:
                 with self._step("query"):
-                    ads = self.ap.query_client(self.state.client_id)
+                    in_full = tracking.listed(self.state.bundles)
+                    count = self.ap.count_client(client, in_full)
+                    ask = self.tracker.ask(tracked, in_full, count, now)
+                    ads = self.ap.query_client(client, ask.since, ask.listed)
             except condor.Unreachable as exc:
                 self._unreachable(exc)
             else:
                 self._answered()
-                self._strays(self.tracker.merge(tracked, self.state.bundles, ads, now))
-                queried = True
-        log.debug("tick", tracked=len(tracked), queried=queried)
+                self._strays(self.tracker.merge(tracked, self.state.bundles, ads, now, ask, count))
+                queried, answer = True, len(ads)
+        log.debug("tick", tracked=len(tracked), queried=queried, asked=ask and ask.why, answer=answer)
         planned = []
         daemon = self.config.daemon
         stuck = max(lifecycle.SPOOL_STUCK_SECONDS, 3 * daemon.tick_seconds)
