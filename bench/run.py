@@ -767,6 +767,201 @@ def measure_here(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
                   "< 300 ms" if target else "", f"{ms(best)} ({ms(min(cpus))} CPU)", best < 0.3 if target else None)
 
 
+# ---- (e) 100,000 jobs (issue 14) --------------------------------------------------------------------
+
+HUGE = 90_000
+"""The 100,000-job scenario: one bundle of this many parked jobs, plus ONES one-job bundles."""
+
+
+class TimedDoor(condor.AccessPoint):
+    """The real door, timing its two tick calls (count and query) and what the schedd sent back."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.wait = 0.0  # seconds in the count and the query, answer reading included
+        self.wait_cpu = 0.0  # this thread's CPU time meanwhile
+        self.read = 0  # bytes this thread read meanwhile (sockets: the schedd's answers)
+        self.why = ""
+
+    def _timed(self, call: Callable[[], Any]) -> Any:
+        t, cpu, io = time.perf_counter(), time.thread_time(), _rchar()
+        try:
+            return call()
+        finally:
+            self.wait += time.perf_counter() - t
+            self.wait_cpu += time.thread_time() - cpu
+            self.read += _rchar() - io
+
+    def count_client(self, client_id: str, excluding: Any = ()) -> condor.Count:
+        return self._timed(lambda: super(TimedDoor, self).count_client(client_id, excluding))
+
+    def query_client(self, client_id: str, since: Any = None, listed: Any = ()) -> List[condor.JobAd]:
+        self.why = "full" if since is None else "changes"
+        return self._timed(lambda: super(TimedDoor, self).query_client(client_id, since, listed))
+
+    def reset(self) -> None:
+        self.wait = self.wait_cpu = 0.0
+        self.read = 0
+
+    def act_on(self, constraint: str, action: str) -> None:
+        """Hold or release jobs as someone else would: the changes a tick must see."""
+        with self._call(f"{action} {constraint}") as schedd:
+            schedd.act(getattr(self._h.JobAction, action), constraint)
+
+
+def _rchar() -> int:
+    for line in Path("/proc/thread-self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def submit_spool_once(pool: localpool.LocalPool, observer: condor.AccessPoint, work: Path, name: str) -> float:
+    """`condor_submit -spool` of one bundle, in the pool's root as the pool's user: seconds until it returned."""
+    owner = pool.home.stat()
+    for path in [work, *work.rglob("*")]:
+        os.chown(path, owner.st_uid, owner.st_gid)
+    clusters: List[str] = []
+    try:
+        t0 = time.monotonic()
+        done = localpool.condor_tool(pool, "sh", "-c", f'cd "{name}" && exec condor_submit -spool "{name}.sub"', cwd=work, check=False)
+        took = time.monotonic() - t0
+        clusters = re.findall(r"submitted to cluster (\d+)", done.stdout)
+        if done.returncode != 0 or not clusters:
+            raise RuntimeError(f"condor_submit -spool failed: {done.stdout[-1000:]} {done.stderr[-1000:]}")
+        return took
+    finally:
+        if clusters:
+            localpool.condor_tool(pool, "condor_rm", *clusters, check=False)
+            wait_for(lambda: not observer.query(f"ClusterId == {clusters[0]}"), 600, "condor_submit's jobs to leave", 1.0)
+
+
+def hundred_k(daemon: Daemon, pool: localpool.LocalPool, observer: condor.AccessPoint, table: Table, work: Path) -> None:
+    scenario = "100k"
+    staging = work / "hundred-k"
+    staging.mkdir()
+    write_parked(staging / "theirs", "huge", HUGE)
+    theirs = submit_spool_once(pool, observer, staging / "theirs", "huge")
+    write_parked(staging, "huge", HUGE)
+    before = len(daemon.watcher.events)
+    daemon.watcher.watch_inbox = False
+    t0 = time.time()
+    os.rename(staging / "huge", daemon.outbox / "huge")
+    wait_for(lambda: daemon.watcher.count("submitted bundle", before) >= 1, 1200, "the 90,000-job bundle to be submitted", 0.5)
+    events = daemon.watcher.events[before:]
+    sent = max(event_time(e) for e in events if e.get("event") == "submitted bundle")
+    claimed = min(event_time(e) for e in events if e.get("event") == "claimed bundle")
+    table.add(scenario, f"the {HUGE}-job bundle: claimed -> submitted and spooled, against `condor_submit -spool` of the same "
+              f"bundle just before ({theirs:.1f} s); in brackets from the rename, settle window ({SETTLE:.0f} s) included",
+              "<= 1.5x", f"{(sent - claimed) / theirs:.2f}x: {sent - claimed:.1f} s ({sent - t0:.1f} s)", (sent - claimed) / theirs <= 1.5)
+
+    for i in range(ONES):
+        write_parked(staging, f"one-{i:04d}", 1)
+    names = [f"one-{i:04d}" for i in range(ONES)]
+    before = len(daemon.watcher.events)
+    t0 = time.time()
+    for name in names:
+        os.rename(staging / name, daemon.outbox / name)
+    wait_for(lambda: daemon.watcher.count("submitted bundle", before) >= len(names), 1200, "the one-job bundles to be submitted", 0.5)
+    intake = max(event_time(e) for e in daemon.watcher.events[before:] if e.get("event") == "submitted bundle") - t0
+    table.add(scenario, f"{ONES} one-job bundles beside it: renamed in -> all submitted and spooled", "", f"{intake:.0f} s", None)
+    whole_run_peak = daemon.memory_mb("VmHWM")
+    daemon.wait_ticks(2, 60 * TICK, queried=True)
+    daemon.reset_peak()
+    daemon.wait_ticks(3, 60 * TICK, queried=True)
+    tracked = sum(len(b.get("jobs", {})) for b in daemon.state()["bundles"] if b["stage"] == "running")
+    rss, peak = daemon.memory_mb(), daemon.memory_mb("VmHWM")
+    table.add(scenario, f"daemon resident memory, {tracked} jobs tracked: between ticks / peak over 3 ticks",
+              "< 150 MB / < 250 MB", f"{rss:.0f} MB / {peak:.0f} MB (peak of the whole run, intakes included: {whole_run_peak:.0f} MB)",
+              rss < 150 and peak < 250)
+    os.kill(daemon.pid, signal.SIGSTOP)
+    try:
+        measure_100k(daemon, pool, table, work, tracked)
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+
+
+def measure_100k(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: Path, tracked: int) -> None:
+    scenario = "100k"
+    here = work / "here-100k"
+    (here / "state").mkdir(parents=True)
+    for name in ("state.json", "client-id"):
+        if (daemon.state_dir / name).exists():
+            shutil.copy2(daemon.state_dir / name, here / "state" / name)
+    config = configuration.from_mapping(
+        {
+            "pool": {"collector": pool.collector, "access_point": pool.access_point, "token_dir": str(here / "tokens")},
+            "paths": {"outbox": str(here / "outbox"), "inbox": str(here / "inbox"), "state_dir": str(here / "state")},
+            "daemon": {"tick_seconds": TICK, "settle_seconds": SETTLE},
+            "submit": dict(pool.submit_defaults),
+        },
+        None,
+    )
+    localpool.issue_token(pool, "bench-100k-" + secrets.token_hex(3), here / "tokens")
+    log.setup(None, logging.WARNING)
+    layout = Layout.from_config(config)
+    layout.create()
+    store = Store(layout.state_file)
+    t = time.perf_counter()
+    state = store.load()
+    load = time.perf_counter() - t
+    door = TimedDoor(pool.collector, pool.access_point, here / "tokens")
+    pipeline = Pipeline(config, layout, store, state, door)
+
+    def timed_tick() -> Tuple[float, float, float, str, int, int]:
+        """(own wall time, own CPU, the schedd's share, what was asked, job ads, bytes read from the schedd)."""
+        door.reset()
+        t, cpu = time.perf_counter(), time.thread_time()
+        pipeline.tick(time.time())
+        wall, own_cpu = time.perf_counter() - t, time.thread_time() - cpu
+        return wall - door.wait, own_cpu - door.wait_cpu, door.wait, door.why, door.last_answer_ads, door.read
+
+    own, cpu, wait, why, ads, read = timed_tick()
+    table.add(scenario, f"a cold tick (first after a restart: the state loaded, a count and every job asked for), {tracked} jobs; "
+              f"the schedd's share ({ms(wait)}, {ads} ads, {read / 1e6:.1f} MB) apart; CPU in brackets", "< 3 s",
+              f"{ms(own)} ({ms(cpu)} CPU); loading the state before it: {ms(load)}", own < 3.0)
+    wait_for(lambda: timed_tick()[3:5] == ("changes", 0), 60, "a quiet tick", 0.5)
+    quiet = [timed_tick() for _ in range(5)]
+    own, cpu = statistics.median(q[0] for q in quiet), statistics.median(q[1] for q in quiet)
+    read = max(q[5] for q in quiet)
+    table.add(scenario, "a quiet tick's own work (nothing changed), median of 5; CPU in brackets", "< 20 ms",
+              f"{ms(own)} ({ms(cpu)} CPU); the schedd's share {ms(statistics.median(q[2] for q in quiet))}", own < 0.02)
+    table.add(scenario, "bytes read from the schedd by a quiet tick (count and query, socket reads of the tick's thread), worst of 5",
+              "< 50 KB", f"{read / 1e3:.1f} KB; job ads in the answers: {max(q[4] for q in quiet)}", read < 50e3)
+
+    huge = next(r for r in state.bundles.values() if r.name == "huge")
+    changed = []
+    for action in ("Hold", "Release", "Hold", "Release"):
+        door.act_on(f"ClusterId == {huge.cluster} && ProcId < 1000", action)
+        changed.append(timed_tick())
+    own = statistics.median(c[0] for c in changed)
+    table.add(scenario, "a tick where 1,000 jobs changed (held, released, twice), median of 4; CPU in brackets", "< 150 ms",
+              f"{ms(own)} ({ms(statistics.median(c[1] for c in changed))} CPU); answers of {', '.join(str(c[4]) for c in changed)} ads, "
+              f"asked: {', '.join(c[3] for c in changed)}", own < 0.15)
+
+    saves = []
+    job = next(iter(huge.jobs.values()))
+    for _ in range(5):
+        job.wall_seconds = (job.wall_seconds or 0.0) + 1.0
+        t = time.perf_counter()
+        assert store.save(state)
+        saves.append(time.perf_counter() - t)
+    size = layout.state_file.stat().st_size / 1e6
+    table.add(scenario, f"state save, one job changed ({size:.1f} MB of state, median of 5)", "< 20 ms", ms(statistics.median(saves)),
+              statistics.median(saves) < 0.02)
+    as_installed = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    argv = [sys.executable, "-m", "chtcd", "status", "--config", str(daemon.config)]
+    quietly = dict(cwd=REPO, env=as_installed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(argv, **quietly)
+    runs = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run(argv, **quietly)
+        runs.append(time.perf_counter() - t)
+    table.add(scenario, f"`chtcd status`, {tracked} jobs tracked (whole command, best of 5; median {ms(statistics.median(runs))})",
+              "< 300 ms", ms(min(runs)), min(runs) < 0.3)
+
+
 # ---- the machine and the report ---------------------------------------------------------------------
 
 
@@ -846,7 +1041,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmark.md"), help="where to write the table")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--only", choices=["idle", "flow", "scale"], action="append", help="run only these scenarios")
+    parser.add_argument("--only", choices=["idle", "flow", "scale", "100k"], action="append",
+                        help="run only these scenarios (100k is not run unless named: it loads the shared pool for minutes)")
     parser.add_argument("--keep", action="store_true", help="keep the daemon's folders (state, log) for a look afterwards")
     args = parser.parse_args(argv)
     only = set(args.only or ["idle", "flow", "scale"])
@@ -870,6 +1066,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             flow(daemon, pool, observer, schedlog, table, work)
         if "scale" in only:
             scale(daemon, pool, schedlog, table, work)
+        if "100k" in only:
+            hundred_k(daemon, pool, observer, table, work)
     finally:
         try:
             client_id = client_id or daemon.client_id()
@@ -880,7 +1078,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             say("removing every job the benchmark submitted")
             door = condor.AccessPoint(pool.collector, pool.access_point, daemon.tokens)
             door.remove(f'{condor.CLIENT_ATTR} == "{client_id}"')
-            wait_for(lambda: not observer.query(f'{condor.CLIENT_ATTR} == "{client_id}" && JobStatus != 3'), 300,
+            wait_for(lambda: not observer.query(f'{condor.CLIENT_ATTR} == "{client_id}" && JobStatus != 3'), 1200,
                      "the benchmark's jobs to leave the queue", 2.0)
         if args.keep:
             say(f"kept {work}")
