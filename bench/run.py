@@ -770,7 +770,13 @@ def measure_here(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
 # ---- (e) 100,000 jobs (issue 14) --------------------------------------------------------------------
 
 HUGE = 90_000
-"""The 100,000-job scenario: one bundle of this many parked jobs, plus ONES one-job bundles."""
+"""The 100,000-job scenario: this many parked jobs in big bundles, plus ONES one-job bundles."""
+PER_SUBMISSION = 20_000
+"""The schedd's MAX_JOBS_PER_SUBMISSION (HTCondor's default, and the local pool's): a submit of more is refused
+("Number of submitted jobs would exceed MAX_JOBS_PER_SUBMISSION"), by `condor_submit -spool` and by the
+bindings alike. The issue's one 90,000-job bundle cannot be sent to such a schedd in one submission, so the
+scenario sends the 90,000 jobs as bundles of at most this many."""
+HUGE_PARTS = [PER_SUBMISSION] * (HUGE // PER_SUBMISSION) + ([HUGE % PER_SUBMISSION] if HUGE % PER_SUBMISSION else [])
 
 
 class TimedDoor(condor.AccessPoint):
@@ -840,20 +846,32 @@ def hundred_k(daemon: Daemon, pool: localpool.LocalPool, observer: condor.Access
     scenario = "100k"
     staging = work / "hundred-k"
     staging.mkdir()
-    write_parked(staging / "theirs", "huge", HUGE)
-    theirs = submit_spool_once(pool, observer, staging / "theirs", "huge")
-    write_parked(staging, "huge", HUGE)
-    before = len(daemon.watcher.events)
+    home_work = pool.home / f".chtcd-bench-{secrets.token_hex(3)}"  # condor_submit runs in the pool's root
+    try:
+        write_parked(home_work, "huge", PER_SUBMISSION)
+        theirs = submit_spool_once(pool, observer, home_work, "huge")
+    finally:
+        shutil.rmtree(home_work, ignore_errors=True)
+    for n, size in enumerate(HUGE_PARTS):
+        write_parked(staging, f"huge-{n}", size)
     daemon.watcher.watch_inbox = False
-    t0 = time.time()
-    os.rename(staging / "huge", daemon.outbox / "huge")
-    wait_for(lambda: daemon.watcher.count("submitted bundle", before) >= 1, 1200, "the 90,000-job bundle to be submitted", 0.5)
-    events = daemon.watcher.events[before:]
-    sent = max(event_time(e) for e in events if e.get("event") == "submitted bundle")
-    claimed = min(event_time(e) for e in events if e.get("event") == "claimed bundle")
-    table.add(scenario, f"the {HUGE}-job bundle: claimed -> submitted and spooled, against `condor_submit -spool` of the same "
-              f"bundle just before ({theirs:.1f} s); in brackets from the rename, settle window ({SETTLE:.0f} s) included",
-              "<= 1.5x", f"{(sent - claimed) / theirs:.2f}x: {sent - claimed:.1f} s ({sent - t0:.1f} s)", (sent - claimed) / theirs <= 1.5)
+    took = []
+    for n, size in enumerate(HUGE_PARTS):  # one at a time, so each is timed alone
+        before = len(daemon.watcher.events)
+        t0 = time.time()
+        os.rename(staging / f"huge-{n}", daemon.outbox / f"huge-{n}")
+        wait_for(lambda: daemon.watcher.count("submitted bundle", before) >= 1, 1200, f"the {size}-job bundle to be submitted", 0.5)
+        events = daemon.watcher.events[before:]
+        sent = max(event_time(e) for e in events if e.get("event") == "submitted bundle")
+        claimed = min(event_time(e) for e in events if e.get("event") == "claimed bundle")
+        took.append((size, sent - claimed, sent - t0))
+    first = took[0]
+    table.add(scenario, f"a {PER_SUBMISSION}-job bundle (the most one submission may hold here: MAX_JOBS_PER_SUBMISSION): "
+              f"claimed -> submitted and spooled, against `condor_submit -spool` of the same bundle just before ({theirs:.1f} s); "
+              f"in brackets from the rename, settle window ({SETTLE:.0f} s) included",
+              "<= 1.5x", f"{first[1] / theirs:.2f}x: {first[1]:.1f} s ({first[2]:.1f} s)", first[1] / theirs <= 1.5)
+    table.add(scenario, f"the other big bundles ({', '.join(str(t[0]) for t in took[1:])} jobs): claimed -> spooled", "",
+              ", ".join(f"{t[1]:.1f} s" for t in took[1:]), None)
 
     for i in range(ONES):
         write_parked(staging, f"one-{i:04d}", 1)
@@ -929,7 +947,7 @@ def measure_100k(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
     table.add(scenario, "bytes read from the schedd by a quiet tick (count and query, socket reads of the tick's thread), worst of 5",
               "< 50 KB", f"{read / 1e3:.1f} KB; job ads in the answers: {max(q[4] for q in quiet)}", read < 50e3)
 
-    huge = next(r for r in state.bundles.values() if r.name == "huge")
+    huge = next(r for r in state.bundles.values() if r.name == "huge-0")
     changed = []
     for action in ("Hold", "Release", "Hold", "Release"):
         door.act_on(f"ClusterId == {huge.cluster} && ProcId < 1000", action)
