@@ -298,8 +298,12 @@ def _job_ad(ad: Any, text: Optional[str] = None, seen: Optional[Dict[Any, Any]] 
     )
 
 
-_REFUSED_SUBMIT = re.compile(r"Failed to create job ad|errmsg=Submit:|Submit:-?\d+:")
-"""The client builds job ads before anything is sent: these failures are the submit file's, not the network's."""
+_REFUSED_SUBMIT = re.compile(r"Failed to create job ad|errmsg=Submit:|Submit:-?\d+:|MAX_JOBS_PER_SUBMISSION")
+"""The client builds job ads before anything is sent: these failures are the submit file's, not the network's.
+
+MAX_JOBS_PER_SUBMISSION (20,000 by default, and on the local pool) is the schedd's: `condor_submit -spool`
+of 20,001 jobs failed with "Number of submitted jobs would exceed MAX_JOBS_PER_SUBMISSION"; sending the same
+bundle again cannot succeed, so it goes back to the user (text seen from condor_submit, not yet from the bindings)."""
 
 
 def _first_line(text: str) -> str:
