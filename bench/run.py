@@ -723,9 +723,10 @@ def measure_here(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
 
     saves = []
     some = next(b for b in state.bundles.values() if b.jobs)
-    job = next(iter(some.jobs.values()))
+    key = next(iter(some.jobs))
     for _ in range(5):
-        job.wall_seconds = (job.wall_seconds or 0.0) + 1.0  # one job's field changed: a different file each time
+        job = some.jobs[key]
+        some.jobs[key] = dataclasses.replace(job, wall_seconds=(job.wall_seconds or 0.0) + 1.0)  # one job changed: a different file each time
         t = time.perf_counter()
         assert store.save(state)
         saves.append(time.perf_counter() - t)
@@ -958,9 +959,10 @@ def measure_100k(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
               f"asked: {', '.join(c[3] for c in changed)}", own < 0.15)
 
     saves = []
-    job = next(iter(huge.jobs.values()))
+    key = next(iter(huge.jobs))
     for _ in range(5):
-        job.wall_seconds = (job.wall_seconds or 0.0) + 1.0
+        job = huge.jobs[key]
+        huge.jobs[key] = dataclasses.replace(job, wall_seconds=(job.wall_seconds or 0.0) + 1.0)
         t = time.perf_counter()
         assert store.save(state)
         saves.append(time.perf_counter() - t)

@@ -43,6 +43,11 @@ SUBMIT_BATCH = 50
 
 QUERIED_STAGES = (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING, Stage.DELIVERED, Stage.RELEASED)
 
+def _change(record: BundleRecord, key: str, **fields: Any) -> None:
+    """A job record with some fields changed: a new object (job records are frozen, so a save sees the change by identity)."""
+    record.jobs[key] = dataclasses.replace(record.jobs[key], **fields)
+
+
 class Pipeline:
     def __init__(self, config: Config, layout: Layout, store: Store, state: State, access_point: Any):
         self.config = config
@@ -290,7 +295,7 @@ class Pipeline:
         if isinstance(action, lifecycle.RetrieveEarly):
             if self._retrieve(record, action.retrieve, now):
                 for job_key in action.retrieve:
-                    record.jobs[job_key.split(".")[1]].retrieved = True
+                    _change(record, job_key.split(".")[1], retrieved=True)
                 log.info("retrieved finished jobs early, before HTCondor's 10-day limit", bundle=record.name, jobs=len(action.retrieve))
         elif isinstance(action, lifecycle.Finish):
             if action.retrieve and not self._fetched.issuperset(action.retrieve) and not self._retrieve(record, action.retrieve, now):
@@ -331,8 +336,7 @@ class Pipeline:
                 return
             record.cluster, record.jobs = None, {}
         for proc in action.unfetched:
-            job = record.jobs[str(proc)]
-            job.fetch_error = job.fetch_error or record.last_error
+            _change(record, str(proc), fetch_error=record.jobs[str(proc)].fetch_error or record.last_error)
         record.outcome, record.reason = action.outcome, action.reason
         record.stage = Stage.READY
         self._save()  # commit point: what will come back is decided
@@ -390,7 +394,7 @@ class Pipeline:
             if not failed:  # every part went through on its own
                 return True
             for jid, error in failed.items():
-                record.jobs[jid.split(".")[1]].fetch_error = error
+                _change(record, jid.split(".")[1], fetch_error=error)
             first = sorted(failed)[0]
             self._trouble(record, f"{len(failed)} of {len(job_ids)} jobs' outputs could not be fetched; job {first}: {failed[first]}", now)
             return False
@@ -424,8 +428,7 @@ class Pipeline:
                     pending += [part[: len(part) // 2], part[len(part) // 2 :]]
                 continue
             for jid in part:
-                job = record.jobs[jid.split(".")[1]]
-                job.retrieved, job.fetch_error = True, None
+                _change(record, jid.split(".")[1], retrieved=True, fetch_error=None)
         return failed
 
     def _vanished(self, record: BundleRecord, action: lifecycle.Vanished, now: float) -> bool:

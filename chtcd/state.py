@@ -45,9 +45,13 @@ _SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
 """20,000 job records and 2,000 bundle records: without a __dict__ each, a few megabytes less."""
 
 
-@dataclass(**_SLOTS)
+@dataclass(frozen=True, **_SLOTS)
 class JobRecord:
-    """What the last tick learned about one job; enough for `status` and the report."""
+    """What the last tick learned about one job; enough for `status` and the report.
+
+    Frozen: a change is a new record (`dataclasses.replace`), so the store finds
+    what changed since its last save by identity, without comparing every field of every job.
+    """
 
     proc: int
     status: int

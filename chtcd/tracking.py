@@ -24,6 +24,7 @@ status, such as a running job's memory use).
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -188,8 +189,7 @@ def _merge_bundle(record: BundleRecord, mine: List[condor.JobAd], now: float, co
                 hint=report.hold_hint(ad.hold_code, ad.hold_reason),
             )
     if complete:
-        for key, job in record.jobs.items():
-            if key not in seen:
-                job.gone = True
+        for key in [k for k, job in record.jobs.items() if k not in seen and not job.gone]:
+            record.jobs[key] = dataclasses.replace(record.jobs[key], gone=True)
     if all(lifecycle.phase(j).finished or lifecycle.phase(j) == Phase.HELD for j in record.jobs.values()):
         record.finished_at = record.finished_at or now

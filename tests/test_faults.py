@@ -8,6 +8,8 @@ same faults on the real pool.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from fakes import drop, fake_pipeline, report
 
@@ -150,7 +152,7 @@ def test_after_the_grace_a_bundle_comes_back_partial_or_failed_naming_the_unfetc
     assert isinstance(action, lifecycle.GiveUp)
     assert (action.outcome, action.unfetched) == ("partial", [1])
     assert "condor_transfer_data 7.1" in action.reason and "errno 2" in action.reason
-    jobs["0"].retrieved = False
+    jobs["0"] = dataclasses.replace(jobs["0"], retrieved=False)
     assert lifecycle.next_step(record, 200.0, 100.0, fault_grace=100.0).outcome == "failed"
 
 

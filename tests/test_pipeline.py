@@ -1,5 +1,6 @@
 """The pipeline against the in-memory fake: fast checks of the flow's logic, not of HTCondor."""
 
+import dataclasses
 import time
 
 import pytest
@@ -266,7 +267,7 @@ def test_status_warns_as_finished_outputs_near_the_ten_day_limit(env):
     rec = next(iter(pipe.state.bundles.values()))
     assert "warning" not in status.as_table(glance.Snapshot.of(pipe.state), 3.0)
     # seven days on: a daemon that was asleep all week has not yet fetched job 0
-    rec.jobs["0"].retrieved = False
+    rec.jobs["0"] = dataclasses.replace(rec.jobs["0"], retrieved=False)
     table = status.as_table(glance.Snapshot.of(pipe.state), 2.0 + 7 * 86400)
     assert "warning: finished outputs are dropped by the access point in 3d" in table
     assert status.bundle_summary(glance.of_record(rec), 2.0 + 7 * 86400)["outputs_expire_in_seconds"] == 3 * 86400
