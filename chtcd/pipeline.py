@@ -247,6 +247,8 @@ class Pipeline:
                 continue
             if record.stage in (Stage.CLAIMED, Stage.DONE):
                 continue
+            if record.stage == Stage.RUNNING and record.retry_at is None and record.first_error_at is None and self.tracker.tally(record).steady:
+                continue  # its jobs only wait or run: `next_step` would wait (see `tracking.Tally.steady`)
             planned.append((record, lifecycle.next_step(record, now, daemon.hold_grace_seconds, stuck, daemon.fault_grace_seconds)))
         self._retrieve_together(planned)
         for record, action in planned:
@@ -499,9 +501,12 @@ class Pipeline:
         """Why jobs idle past `explain_idle_after_seconds` do not start (`idle`): once, then at most hourly."""
         after, budget = self.config.daemon.explain_idle_after_seconds, self.EXPLAIN_PER_TICK
         for record in self.state.bundles.values():
-            if record.idle is not None and not idle.still_idle(record):
+            counted = self.tracker.tally(record) if record.stage == Stage.RUNNING else None
+            if record.idle is not None and not (counted.idle if counted is not None else idle.still_idle(record)):
                 record.idle = None  # they started, or left: the explanation no longer holds
-            proc = idle.due(record, now, after) if budget and self._may_call_schedd() else None
+            if not budget or not self._may_call_schedd():
+                continue
+            proc = idle.due(record, now, after) if counted is None else idle.due(record, now, after, counted.oldest_idle)
             if proc is None:
                 continue
             budget -= 1

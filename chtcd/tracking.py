@@ -71,6 +71,43 @@ class Ask:
         return self.since is None
 
 
+@dataclass(frozen=True)
+class Tally:
+    """A bundle's jobs counted by phase, and its job idle longest: kept between ticks, so a quiet tick walks no job."""
+
+    present: int  # still in the queue (not gone)
+    waiting: int  # idle or running: not done, held, removed, nor waiting for its inputs
+    settled: int  # done, held or removed
+    idle: int  # idle and in the queue (`idle.still_idle`)
+    oldest_idle: Optional[Tuple[float, int]]  # (entered_status_at, proc) of the job idle longest (`idle.due`)
+
+    @property
+    def steady(self) -> bool:
+        """Nothing settled and some job out of its spooling hold: `lifecycle.next_step` of a running bundle
+        out of trouble can only wait (held or done jobs, vanishing and a stuck spool all need a settled or
+        spooling-only bundle), so a tick need not ask it."""
+        return self.settled == 0 and self.waiting > 0
+
+
+def tally(jobs: Dict[str, JobRecord]) -> Tally:
+    present = waiting = settled = idle = 0
+    oldest: Optional[Tuple[float, int]] = None
+    for job in jobs.values():
+        p = lifecycle.phase(job)
+        if not job.gone:
+            present += 1
+        if p is Phase.IDLE or p is Phase.RUNNING:
+            waiting += 1
+        elif p is not Phase.SPOOLING:
+            settled += 1
+        if job.status == 1 and not job.gone:
+            idle += 1
+            since = job.entered_status_at
+            if since is not None and (oldest is None or since < oldest[0]):
+                oldest = (since, job.proc)
+    return Tally(present, waiting, settled, idle, oldest)
+
+
 def listed(bundles: Dict[str, BundleRecord]) -> Tuple[str, ...]:
     """The bundles asked for in full on every tick (and left out of the count)."""
     return tuple(r.id for r in bundles.values() if r.stage in LISTED_STAGES)
@@ -83,13 +120,25 @@ class Tracker:
         self.since: Optional[float] = None  # the schedd's clock at the last merged tick's count; None: ask for everything
         self.full_at: Optional[float] = None  # `now` of the last answer that held every job
         self.others = 0  # jobs of this client in the last full answer that no unlisted tracked record holds
+        self._tallies: Dict[str, Tuple[Dict[str, JobRecord], Tally]] = {}  # bundle id -> (its jobs dict, their tally)
+
+    def tally(self, record: BundleRecord) -> Tally:
+        """The bundle's `Tally`, counted again only when a merge changed its jobs or its jobs dict was replaced.
+
+        Only a merge changes what a tally counts (status, hold code, gone); the
+        pipeline's own changes (retrieved, fetch_error) leave it as it is.
+        """
+        cached = self._tallies.get(record.id)
+        if cached is not None and cached[0] is record.jobs:
+            return cached[1]
+        counted = tally(record.jobs)
+        self._tallies[record.id] = (record.jobs, counted)
+        return counted
 
     def expected(self, tracked: Sequence[BundleRecord], asked_in_full: Sequence[str]) -> int:
         """Jobs of this client the queue should hold, outside the bundles asked for in full."""
         skip = set(asked_in_full)
-        return self.others + sum(
-            sum(1 for j in r.jobs.values() if not j.gone) for r in tracked if r.id not in skip and r.cluster is not None
-        )
+        return self.others + sum(self.tally(r).present for r in tracked if r.id not in skip and r.cluster is not None)
 
     def ask(self, tracked: Sequence[BundleRecord], in_full: Tuple[str, ...], count: condor.Count, now: float) -> Ask:
         if self.since is None:
@@ -140,7 +189,9 @@ class Tracker:
             if record.id not in in_full:
                 held_by_records += len(mine)
             _merge_bundle(record, mine, now, complete)
+            self._tallies.pop(record.id, None)
         if ask.full:
+            self._tallies = {k: v for k, v in self._tallies.items() if k in known}
             self.full_at = now
             self.others = sum(1 for ad in ads if ad.bundle_id not in in_full) - held_by_records
         if count is not None:

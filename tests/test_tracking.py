@@ -65,3 +65,30 @@ def test_a_job_that_leaves_the_queue_without_a_change_of_status_is_noticed_on_th
     ap.jobs.pop((record.cluster, 1))  # gone from the queue, no status change an answer of changes could show
     pipe.tick(3.0)
     assert record.jobs["1"].gone and not record.jobs["0"].gone
+
+
+def test_a_steady_tally_means_the_lifecycle_would_only_wait():
+    """Whatever the jobs, when the tally says steady, `next_step` of a running bundle out of trouble waits:
+    the tick skips it on that word; and the tally's idle figures are what `idle` would find walking the jobs."""
+    import random
+
+    from chtcd import idle, lifecycle
+
+    rng = random.Random(14)
+    statuses = [(1, None), (2, None), (3, None), (4, None), (5, 16), (5, 1), (6, None)]
+    steady = 0
+    for _ in range(3000):
+        r = running("a", 1, 0)
+        r.spooled_at = 0.0
+        for p in range(rng.randrange(0, 5)):
+            status, code = rng.choice(statuses)
+            r.jobs[str(p)] = JobRecord(proc=p, status=status, hold_code=code, gone=rng.random() < 0.15,
+                                       entered_status_at=float(rng.randrange(0, 900)), completed_at=float(rng.randrange(0, 900)))
+        counted = tracking.tally(r.jobs)
+        now = rng.choice([1000.0, 10.0**7])
+        if counted.steady:
+            steady += 1
+            assert isinstance(lifecycle.next_step(r, now, 100.0), lifecycle.Wait), r.jobs
+        assert bool(counted.idle) == idle.still_idle(r)
+        assert idle.due(r, now, 600, counted.oldest_idle) == idle.due(r, now, 600)
+    assert 300 < steady < 2700, "both kinds were tried"
