@@ -244,16 +244,6 @@ def _bundle_id(value: Any) -> Optional[str]:
     return sys.intern(value) if type(value) is str else None  # one string for all the jobs of a bundle
 
 
-def _print_key(text: str) -> int:
-    """A printed ad as a 128-bit number: Python's str hash (SipHash, keyed at random per process) of two texts.
-
-    Two ads that print differently share a number with a chance of about
-    2**-128, at under half the cost of a hashlib digest; keeping the texts
-    instead would cost 350 bytes a job between ticks.
-    """
-    return hash(text) + (hash(text + "\n") << 64)
-
-
 def _job_ad(ad: Any, text: Optional[str] = None, seen: Optional[Dict[Any, Any]] = None) -> JobAd:
     """A JobAd from a job's ClassAd, printed as JSON: one call into the bindings instead of two per attribute.
 
@@ -825,7 +815,6 @@ class AccessPoint:
         # Reads may go unauthenticated otherwise: a refused token would then only show at submit.
         self._h.param["SEC_CLIENT_AUTHENTICATION"] = "REQUIRED"
         self._schedd: Any = None
-        self._last_client_answer: Dict[str, JobAd] = {}
         self.last_answer_seconds = 0.0
         """How long the schedd took to answer the last query (for the benchmark: a tick's own work excludes it)."""
         self.last_answer_cpu_seconds = 0.0
@@ -941,6 +930,10 @@ class AccessPoint:
         with self._job_call(f"spooling the inputs of cluster {submitted.cluster}") as schedd, _working_dir(cwd):
             schedd.spool(submitted.handle)
 
+    def _summary(self, constraint: str) -> List[Any]:
+        with self._call("counting the queue") as schedd:
+            return schedd.query(constraint, projection=["Jobs", "ServerTime"], opts=self._h.QueryOpt.SummaryOnly)
+
     def _query(self, constraint: str) -> List[Any]:
         with self._call("querying the queue") as schedd:
             started, cpu = time.monotonic(), time.thread_time()
@@ -959,12 +952,7 @@ class AccessPoint:
         tick compares it with the jobs it knows of, to notice jobs that left
         without a change of status the tick's query could see.
         """
-        with self._call("counting the queue") as schedd:
-            ads = schedd.query(
-                _client_constraint(client_id) + _not_member(excluding),
-                projection=["Jobs", "ServerTime"],
-                opts=self._h.QueryOpt.SummaryOnly,
-            )
+        ads = self._summary(_client_constraint(client_id) + _not_member(excluding))
         if not ads:
             raise Unreachable("counting the queue: the schedd sent no summary")
         return Count(jobs=int(ads[0].get("Jobs", 0)), server_time=float(ads[0].get("ServerTime", 0)))
@@ -973,36 +961,18 @@ class AccessPoint:
         """The tick's query: the jobs of this client that entered their status at ``since`` or later, and
         every job of the bundles ``listed``; with no ``since``, every job of this client.
 
-        Most jobs look the same from one tick to the next: a job whose ad
-        prints exactly as last time gets last time's JobAd back (the same
-        object), so most of the answer costs one call into the bindings per
-        job. Between ticks a number per job (`_print_key`) is all that is
-        kept to know them by, not the printed ads.
+        Values many jobs share (a cluster, a second, a hold reason) become one object each (`_job_ad`'s ``seen``).
         """
+        constraint = _client_constraint(client_id)
+        if since is not None:
+            constraint += f" && (EnteredCurrentStatus >= {int(since)}{_or_member(listed)})"
         with _no_cycle_collection():
-            constraint = _client_constraint(client_id)
-            if since is not None:
-                constraint += f" && (EnteredCurrentStatus >= {int(since)}{_or_member(listed)})"
             ads = self._query(constraint)
             self.last_answer_ads = len(ads)
             self.last_answer_attributes = sum(len(ad) for ad in ads)
-            known, fresh = self._last_client_answer, {}
-            jobs = []
             seen: Dict[Any, Any] = {}
-            for ad in ads:
-                try:
-                    del ad["ServerTime"]  # the schedd stamps every answer with its clock
-                except KeyError:
-                    pass
-                text = ad.printJson()
-                key = _print_key(text)
-                job = known.pop(key, None)
-                if job is None:
-                    job = _job_ad(ad, text, seen)
-                fresh[key] = job
-                jobs.append(job)
+            jobs = [_job_ad(ad, None, seen) for ad in ads]
             del ads
-        self._last_client_answer = fresh
         return jobs
 
     def history(self, constraint: str, limit: int = -1) -> List[JobAd]:

@@ -197,13 +197,10 @@ def test_a_tick_that_changes_nothing_does_not_write_the_state(env):
 
 
 class FakeAd:
-    """What `query_client` and `_job_ad` ask of a ClassAd: deleting ServerTime, its JSON print, eval."""
+    """What `query_client` and `_job_ad` ask of a ClassAd: its size, its JSON print, eval."""
 
     def __init__(self, **attrs: Any):
         self.attrs = attrs
-
-    def __delitem__(self, key: str) -> None:
-        del self.attrs[key]
 
     def __len__(self) -> int:
         return len(self.attrs)
@@ -217,30 +214,24 @@ class FakeAd:
         return {"=RemoteUserCpu * 2": 3.0}.get(self.attrs[key])
 
 
-def test_an_unchanged_job_is_not_converted_again(monkeypatch):
+def test_the_door_turns_an_answer_into_job_ads_and_asks_only_for_changes_when_told(monkeypatch):
     door = condor.AccessPoint.__new__(condor.AccessPoint)
-    door._last_client_answer = {}
-    answers = [
-        [FakeAd(ClusterId=7, ProcId=0, JobStatus=1, ServerTime=100, ChtcdBundleId="b", HoldReasonCode=None),
-         FakeAd(ClusterId=7, ProcId=1, JobStatus=1, ServerTime=100, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2")],
-        [FakeAd(ClusterId=7, ProcId=0, JobStatus=1, ServerTime=160, ChtcdBundleId="b", HoldReasonCode=None),
-         FakeAd(ClusterId=7, ProcId=1, JobStatus=2, ServerTime=160, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2")],
+    asked: List[str] = []
+    answer = [
+        FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=100, ChtcdBundleId="b", HoldReason="on hold\nServerTime = 220\n"),
+        FakeAd(ClusterId=7, ProcId=1, JobStatus=1, ServerTime=100, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2"),
     ]
-    quoting = "on hold\nServerTime = 220\n"  # a value that happens to quote the answer's stamp
-    answers += [
-        [FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=220, ChtcdBundleId="b", HoldReason=quoting)],
-        [FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=280, ChtcdBundleId="b", HoldReason=quoting)],
+    monkeypatch.setattr(door, "_query", lambda constraint: asked.append(constraint) or list(answer))
+    held, idle = door.query_client("c")
+    assert (held.status, held.hold_reason, held.bundle_id) == (5, "on hold\nServerTime = 220\n", "b")
+    assert idle.cpu_seconds == 4.5  # 1.5 + the expression, evaluated by HTCondor
+    assert held.cluster is idle.cluster or held.cluster == idle.cluster == 7
+    assert (door.last_answer_ads, door.last_answer_attributes) == (2, 13)
+    door.query_client("c", since=1000.0, listed=["x", "y"])
+    assert asked == [
+        'ChtcdClient == "c"',
+        'ChtcdClient == "c" && (EnteredCurrentStatus >= 1000 || member(ChtcdBundleId, {"x", "y"}))',
     ]
-    monkeypatch.setattr(door, "_query", lambda constraint: answers.pop(0))
-    first = door.query_client("c")
-    second = door.query_client("c")
-    assert second[0] is first[0], "only ServerTime differs: the same JobAd comes back"
-    assert second[1] is not first[1] and second[1].status == 2
-    assert first[0].hold_code is None and first[0].status == 1 and first[0].bundle_id == "b"
-    assert first[1].cpu_seconds == 4.5  # 1.5 + the expression, evaluated by HTCondor
-    held = door.query_client("c")
-    assert held[0].hold_reason == quoting and held[0].status == 5
-    assert door.query_client("c")[0] is held[0]
 
 
 # ---- the daemon takes a folder in at once, even mid-intake ------------------------------------
