@@ -1,7 +1,7 @@
 """The pipeline: outbox -> claim -> check -> submit and spool -> track -> retrieve -> deliver -> release.
 
 `intake` takes new bundles in and submits them; `tick` is one full step with
-`now` passed in: intake, one query for every tracked job, then for each bundle
+`now` passed in: intake, a count and one query for what changed, then for each bundle
 the action `lifecycle.next_step` chose. The daemon's scheduler, `run --once`
 and the tests all call these same two methods.
 
@@ -219,7 +219,10 @@ class Pipeline:
     # ---- the tick -------------------------------------------------------------------
 
     def tick(self, now: float) -> Optional[float]:
-        """The tick's intake, one query, then what each bundle needs; returns when to look at the outbox again."""
+        """The tick's intake, a count and one query for what changed (`tracking`), then what each bundle needs.
+
+        Returns when to look at the outbox again.
+        """
         self.outage.open_tick()
         next_check = self.intake(now)
         tracked = [r for r in self.state.bundles.values() if r.stage in QUERIED_STAGES]
