@@ -143,6 +143,7 @@ class _Bundle:
     name: str
     real_dirs: Dict[str, str] = field(default_factory=dict)
     checked: Set[Tuple[str, str, str]] = field(default_factory=set)
+    sent: Dict[Tuple[str, str], Dict[str, int]] = field(default_factory=dict)  # (value, base) -> the files it sends, by size
 
     def real(self, path: str) -> str:
         """os.path.realpath, with each folder resolved once: 100,000 jobs mostly share a handful of folders."""
@@ -239,21 +240,47 @@ def check(
             )
     _check_queue(description.queue_args, b)
     _check_predictable(description, b)
-    uploads: Dict[str, int] = {}
-    seen: Set[Tuple[Tuple[str, str], ...]] = set()
+    uploads: Dict[str, int] = {}  # every file sent, once
+    seen: Dict[Tuple[Tuple[str, str], ...], Dict[str, int]] = {}
+    senders: Dict[str, int] = {}  # file -> how many jobs send it
     for job in description.jobs:
         values = tuple(sorted(job.items()))
-        if values not in seen:
-            seen.add(values)
-            _check_job(job, b, uploads)
-    total = sum(uploads.values())
+        mine = seen.get(values)
+        if mine is None:
+            mine = {}
+            seen[values] = mine
+            _check_job(job, b, uploads, mine)
+        for path in mine:
+            senders[path] = senders.get(path, 0) + 1
+    total = sum(uploads[path] * jobs for path, jobs in senders.items())
     if total > max_upload_bytes:
-        raise Rejected(
-            f"the bundle would upload {total / 1e6:.1f} MB through the access point, more than the "
-            f"{max_upload_bytes / 1e6:.0f} MB allowed ([limits] max_upload_mb); CHTC asks for large files to go "
-            "through /staging: put them there and name them with osdf:// or file:///staging/... URLs"
-        )
+        raise Rejected(_too_much(total, max_upload_bytes, uploads, senders, len(description.jobs), b))
     return total
+
+
+def _too_much(total: int, limit: int, sizes: Dict[str, int], senders: Dict[str, int], jobs: int, b: "_Bundle") -> str:
+    """The refusal of a bundle over the upload limit: what travels, per job, and where big shared files go instead."""
+    text = f"the bundle would upload {total / 1e6:.1f} MB to the access point, more than the {limit / 1e6:.0f} MB allowed ([limits] max_upload_mb)"
+    if senders:
+        path, count = max(senders.items(), key=lambda item: sizes[item[0]] * item[1])
+        rel = os.path.relpath(path, b.root)
+        size = sizes[path]
+        if count > 1:
+            text += (
+                f": spooling sends each job's inputs once per job, so {rel} ({size / 1e6:.1f} MB) travels {count} times "
+                f"({size * count / 1e6:.1f} MB)"
+            )
+        else:
+            text += f"; the largest input is {rel} ({size / 1e6:.1f} MB)"
+        name = os.path.basename(rel)
+        text += (
+            f". CHTC asks for large files to go through /staging: copy it to /staging/NETID/{name} on the access point "
+            f"and name it in the submit file as transfer_input_files = osdf:///chtc/staging/NETID/{name} "
+            "(a URL is fetched by the execute machine, never sent from this computer)"
+        )
+    else:
+        text += ". CHTC asks for large files to go through /staging and osdf:// URLs"
+    return text
 
 
 def _check_queue(queue_args: str, b: _Bundle) -> None:
@@ -361,36 +388,41 @@ def _switched_on(given: Given, rule: str) -> List[Tuple[str, str]]:
     return [(name, value) for name, value in given.get(rule, []) if not _false(value)]
 
 
-def _check_job(job: Dict[str, str], b: _Bundle, uploads: Dict[str, int]) -> None:
+def _check_job(job: Dict[str, str], b: _Bundle, uploads: Dict[str, int], mine: Dict[str, int]) -> None:
+    """Check one job's values; `mine` gets the files it sends, executable included.
+
+    Spooling sends them once per job: on the local pool, `Schedd.spool` left the
+    executable and each input in every job's own spool folder (no `ickpt`).
+    """
     given = _given(job)
     _check_switches(given, b)
     iwd = _initialdir(given, b)
 
     for name, executable in given.get("executable", []):
         if not _switched_off(given, "transfer_executable"):
-            _upload(name, executable, str(b.folder), b, uploads)
+            _upload(name, executable, str(b.folder), b, uploads, mine)
         elif ".." in executable.split("/"):
             raise Rejected(f"{b.at(name)} = {executable} climbs out of the job's folder; name the program on the execute machine by its absolute path")
 
     for rule in UPLOAD_LISTS:
         for name, value in given.get(rule, []):
             for item in _split_list(value):
-                _upload(name, item, iwd, b, uploads)
+                _upload(name, item, iwd, b, uploads, mine)
     for name, value in given.get("transfer_plugins", []):
         for plugin in value.strip('"').split(";"):
             if "=" in plugin:
-                _upload(name, plugin.split("=", 1)[1].strip(), iwd, b, uploads)
+                _upload(name, plugin.split("=", 1)[1].strip(), iwd, b, uploads, mine)
     if not _switched_off(given, "transfer_input"):
         for name, value in given.get("input", []):
             if value != "/dev/null":
-                _upload(name, value, iwd, b, uploads)
+                _upload(name, value, iwd, b, uploads, mine)
     if not _switched_off(given, "transfer_container"):
         for name, value in given.get("container_image", []):
             if not value.startswith(SHARED_CONTAINER_PREFIXES):
-                _upload(name, value, iwd, b, uploads)
+                _upload(name, value, iwd, b, uploads, mine)
     for rule in UPLOAD_FILES:
         for name, value in given.get(rule, []):
-            _upload(name, value, iwd, b, uploads)
+            _upload(name, value, iwd, b, uploads, mine)
 
     for rule in LANDINGS:
         for name, value in given.get(rule, []):
@@ -459,9 +491,21 @@ def _initialdir(given: Given, b: _Bundle) -> str:
     return iwd
 
 
-def _upload(name: str, value: str, base: str, b: _Bundle, uploads: Dict[str, int]) -> None:
-    if URL.match(value) or not b.first_time("upload", value, base):
+def _upload(name: str, value: str, base: str, b: _Bundle, uploads: Dict[str, int], mine: Dict[str, int]) -> None:
+    """Check a file a job sends; record it (or, for a folder, every file in it) in `uploads` and the job's `mine`."""
+    if URL.match(value):
         return
+    if not b.first_time("upload", value, base):
+        mine.update(b.sent.get((value, base), {}))
+        return
+    found = b.sent[(value, base)] = {}
+    _files(name, value, base, b, found)
+    for path, size in found.items():
+        uploads.setdefault(path, size)
+    mine.update(found)
+
+
+def _files(name: str, value: str, base: str, b: _Bundle, uploads: Dict[str, int]) -> None:
     literal = os.path.join(base, value)
     path = b.real(literal)
     if value.startswith("~") or not b.inside(path):

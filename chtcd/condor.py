@@ -127,6 +127,14 @@ class JobAd:
 
 
 @dataclass(frozen=True)
+class Count:
+    """The schedd's summary of a constraint: how many jobs match, and its clock when it counted."""
+
+    jobs: int
+    server_time: float
+
+
+@dataclass(frozen=True)
 class Submitted:
     cluster: int
     procs: int
@@ -239,16 +247,6 @@ def _bundle_id(value: Any) -> Optional[str]:
     return sys.intern(value) if type(value) is str else None  # one string for all the jobs of a bundle
 
 
-def _print_key(text: str) -> int:
-    """A printed ad as a 128-bit number: Python's str hash (SipHash, keyed at random per process) of two texts.
-
-    Two ads that print differently share a number with a chance of about
-    2**-128, at under half the cost of a hashlib digest; keeping the texts
-    instead would cost 350 bytes a job between ticks.
-    """
-    return hash(text) + (hash(text + "\n") << 64)
-
-
 def _job_ad(ad: Any, text: Optional[str] = None, seen: Optional[Dict[Any, Any]] = None) -> JobAd:
     """A JobAd from a job's ClassAd, printed as JSON: one call into the bindings instead of two per attribute.
 
@@ -293,8 +291,12 @@ def _job_ad(ad: Any, text: Optional[str] = None, seen: Optional[Dict[Any, Any]] 
     )
 
 
-_REFUSED_SUBMIT = re.compile(r"Failed to create job ad|errmsg=Submit:|Submit:-?\d+:")
-"""The client builds job ads before anything is sent: these failures are the submit file's, not the network's."""
+_REFUSED_SUBMIT = re.compile(r"Failed to create job ad|errmsg=Submit:|Submit:-?\d+:|MAX_JOBS_PER_SUBMISSION")
+"""The client builds job ads before anything is sent: these failures are the submit file's, not the network's.
+
+MAX_JOBS_PER_SUBMISSION (20,000 by default, and on the local pool) is the schedd's: `condor_submit -spool`
+of 20,001 jobs failed with "Number of submitted jobs would exceed MAX_JOBS_PER_SUBMISSION"; sending the same
+bundle again cannot succeed, so it goes back to the user (text seen from condor_submit, not yet from the bindings)."""
 
 
 def _first_line(text: str) -> str:
@@ -894,7 +896,9 @@ class Door(Protocol):
 
     def spool(self, submitted: Submitted, cwd: Path) -> None: ...
 
-    def query_client(self, client_id: str) -> List[JobAd]: ...
+    def count_client(self, client_id: str, excluding: Sequence[str] = ()) -> Count: ...
+
+    def query_client(self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = ()) -> List[JobAd]: ...
 
     def history(self, constraint: str, limit: int = -1) -> List[JobAd]: ...
 
@@ -918,11 +922,13 @@ class AccessPoint:
         # Reads may go unauthenticated otherwise: a refused token would then only show at submit.
         self._h.param["SEC_CLIENT_AUTHENTICATION"] = "REQUIRED"
         self._schedd: Any = None
-        self._last_client_answer: Dict[int, JobAd] = {}  # `_print_key` of a job's printed ad -> its JobAd
         self.last_answer_seconds = 0.0
         """How long the schedd took to answer the last query (for the benchmark: a tick's own work excludes it)."""
         self.last_answer_cpu_seconds = 0.0
         """This thread's CPU time in the bindings meanwhile, reading the answer into ClassAds."""
+        self.last_answer_ads = 0
+        self.last_answer_attributes = 0
+        """Job ads, and attributes in them, of the last `query_client` answer: what came through the door."""
 
     def _collector(self) -> Any:
         return self._h.Collector(self.collector_host)
@@ -1031,6 +1037,10 @@ class AccessPoint:
         with self._job_call(f"spooling the inputs of cluster {submitted.cluster}") as schedd, _working_dir(cwd):
             schedd.spool(submitted.handle)
 
+    def _summary(self, constraint: str) -> List[Any]:
+        with self._call("counting the queue") as schedd:
+            return schedd.query(constraint, projection=["Jobs", "ServerTime"], opts=self._h.QueryOpt.SummaryOnly)
+
     def _query(self, constraint: str) -> List[Any]:
         with self._call("querying the queue") as schedd:
             started, cpu = time.monotonic(), time.thread_time()
@@ -1042,34 +1052,34 @@ class AccessPoint:
     def query(self, constraint: str) -> List[JobAd]:
         return [_job_ad(ad) for ad in self._query(constraint)]
 
-    def query_client(self, client_id: str) -> List[JobAd]:
-        """The tick's one query: every job this state store submitted.
+    def count_client(self, client_id: str, excluding: Sequence[str] = ()) -> Count:
+        """How many jobs of this client the queue holds (leaving out the bundles ``excluding``), and the schedd's clock.
 
-        Most jobs look the same from one tick to the next: a job whose ad
-        prints exactly as last time gets last time's JobAd back (the same
-        object), so most of the answer costs one call into the bindings per
-        job. Between ticks a number per job (`_print_key`) is all that is
-        kept to know them by, not the printed ads.
+        One summary ad (`QueryOpt.SummaryOnly`), whatever the queue's size: the
+        tick compares it with the jobs it knows of, to notice jobs that left
+        without a change of status the tick's query could see.
         """
+        ads = self._summary(_client_constraint(client_id) + _not_member(excluding))
+        if not ads:
+            raise Unreachable("counting the queue: the schedd sent no summary")
+        return Count(jobs=int(ads[0].get("Jobs", 0)), server_time=float(ads[0].get("ServerTime", 0)))
+
+    def query_client(self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = ()) -> List[JobAd]:
+        """The tick's query: the jobs of this client that entered their status at ``since`` or later, and
+        every job of the bundles ``listed``; with no ``since``, every job of this client.
+
+        Values many jobs share (a cluster, a second, a hold reason) become one object each (`_job_ad`'s ``seen``).
+        """
+        constraint = _client_constraint(client_id)
+        if since is not None:
+            constraint += f" && (EnteredCurrentStatus >= {int(since)}{_or_member(listed)})"
         with _no_cycle_collection():
-            ads = self._query(f'{CLIENT_ATTR} == "{client_id}"')
-            known, fresh = self._last_client_answer, {}
-            jobs = []
+            ads = self._query(constraint)
+            self.last_answer_ads = len(ads)
+            self.last_answer_attributes = sum(len(ad) for ad in ads)
             seen: Dict[Any, Any] = {}
-            for ad in ads:
-                try:
-                    del ad["ServerTime"]  # the schedd stamps every answer with its clock
-                except KeyError:
-                    pass
-                text = ad.printJson()
-                key = _print_key(text)
-                job = known.pop(key, None)
-                if job is None:
-                    job = _job_ad(ad, text, seen)
-                fresh[key] = job
-                jobs.append(job)
+            jobs = [_job_ad(ad, None, seen) for ad in ads]
             del ads
-        self._last_client_answer = fresh
         return jobs
 
     def history(self, constraint: str, limit: int = -1) -> List[JobAd]:
@@ -1215,6 +1225,22 @@ class AccessPoint:
 
 if TYPE_CHECKING:
     _door: Door = AccessPoint("", "", Path())  # mypy: the real door has everything the pipeline asks of one
+
+
+def _client_constraint(client_id: str) -> str:
+    return f'{CLIENT_ATTR} == "{client_id}"'
+
+
+def _ids(bundle_ids: Sequence[str]) -> str:
+    return ", ".join(json.dumps(b) for b in sorted(bundle_ids))
+
+
+def _not_member(bundle_ids: Sequence[str]) -> str:
+    return f" && (member({BUNDLE_ATTR}, {{{_ids(bundle_ids)}}}) =!= true)" if bundle_ids else ""
+
+
+def _or_member(bundle_ids: Sequence[str]) -> str:
+    return f" || member({BUNDLE_ATTR}, {{{_ids(bundle_ids)}}})" if bundle_ids else ""
 
 
 def _job_list(job_ids: Sequence[str]) -> str:

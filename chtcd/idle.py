@@ -89,18 +89,25 @@ def _closes_at_end(text: str) -> bool:
     return not any(ch == ")" and depth == 1 and i != len(text) - 1 for i, ch, depth in _outside_strings(text))
 
 
-def due(record: BundleRecord, now: float, after: float) -> Optional[int]:
+_WALK: Any = object()
+"""`due` without the caller's count: it goes through the bundle's jobs itself."""
+
+
+def due(record: BundleRecord, now: float, after: float, oldest: Any = _WALK) -> Optional[int]:
     """The proc of the job to explain now, or None.
 
     A running bundle whose jobs have been idle longer than ``after``, not
     explained within the last hour (once, then at most hourly): the job idle
-    longest. Never more often, whatever the tick.
+    longest. Never more often, whatever the tick. ``oldest`` is that job's
+    (entered_status_at, proc) when the caller counted it already (`tracking.Tally`).
     """
     if record.stage != Stage.RUNNING:
         return None
     if record.idle_explained_at is not None and now - record.idle_explained_at < EXPLAIN_EVERY_SECONDS:
         return None
-    oldest: Optional[Tuple[float, int]] = None
+    if oldest is not _WALK:
+        return None if oldest is None or now - oldest[0] < after else oldest[1]
+    oldest = None
     for job in record.jobs.values():
         if job.status != 1 or job.gone or job.entered_status_at is None:
             continue

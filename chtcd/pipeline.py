@@ -1,7 +1,7 @@
 """The pipeline: outbox -> claim -> check -> submit and spool -> track -> retrieve -> deliver -> release.
 
 `intake` takes new bundles in and submits them; `tick` is one full step with
-`now` passed in: intake, one query for every tracked job, then for each bundle
+`now` passed in: intake, a count and one query for what changed, then for each bundle
 the action `lifecycle.next_step` chose. The daemon's scheduler, `run --once`
 and the tests all call these same two methods.
 
@@ -12,6 +12,7 @@ step; the comment ``commit point`` marks the step that makes each one durable.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import bundle as bundles
-from . import admission, condor, control, faults, idle, lifecycle, report
+from . import admission, condor, control, faults, idle, lifecycle, report, tracking
 from .atomic import free_name, move_dir
 from .crashpoints import INJECTED, crash_point, failing
 from .config import Config
@@ -40,6 +41,11 @@ SUBMIT_BATCH = 50
 """Bundles marked `submitting` by one save: after a crash, at most this many are looked up by id."""
 
 QUERIED_STAGES = (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING, Stage.DELIVERED, Stage.RELEASED)
+
+def _change(record: BundleRecord, key: str, **fields: Any) -> None:
+    """A job record with some fields changed: a new object (job records are frozen, so a save sees the change by identity)."""
+    record.jobs[key] = dataclasses.replace(record.jobs[key], **fields)
+
 
 class Pipeline:
     def __init__(self, config: Config, layout: Layout, store: Store, state: State, access_point: condor.Door):
@@ -202,22 +208,29 @@ class Pipeline:
     # ---- the tick -------------------------------------------------------------------
 
     def tick(self, now: float) -> Optional[float]:
-        """The tick's intake, one query, then what each bundle needs; returns when to look at the outbox again."""
+        """The tick's intake, a count and one query for what changed (`tracking`), then what each bundle needs.
+
+        Returns when to look at the outbox again.
+        """
         self.outage.open_tick()
         next_check = self.intake(now)
         tracked = [r for r in self.state.bundles.values() if r.stage in QUERIED_STAGES]
-        queried = False
+        queried, ask, answer = False, None, 0
         if tracked and self._may_call_schedd():
+            client = self.state.client_id
             try:
                 with self._step("query"):
-                    ads = self.ap.query_client(self.state.client_id)
+                    in_full = tracking.listed(self.state.bundles)
+                    count = self.ap.count_client(client, in_full)
+                    ask = self.tracker.ask(tracked, in_full, count, now)
+                    ads = self.ap.query_client(client, ask.since, ask.listed)
             except condor.Unreachable as exc:
                 self._unreachable(exc)
             else:
                 self._answered()
-                self._strays(self.tracker.merge(tracked, self.state.bundles, ads, now))
-                queried = True
-        log.debug("tick", tracked=len(tracked), queried=queried)
+                self._strays(self.tracker.merge(tracked, self.state.bundles, ads, now, ask, count))
+                queried, answer = True, len(ads)
+        log.debug("tick", tracked=len(tracked), queried=queried, asked=ask and ask.why, answer=answer)
         planned = []
         daemon = self.config.daemon
         stuck = max(lifecycle.SPOOL_STUCK_SECONDS, 3 * daemon.tick_seconds)
@@ -226,6 +239,8 @@ class Pipeline:
                 continue
             if record.stage in (Stage.CLAIMED, Stage.DONE):
                 continue
+            if record.stage == Stage.RUNNING and record.retry_at is None and record.first_error_at is None and self.tracker.tally(record).steady:
+                continue  # its jobs only wait or run: `next_step` would wait (see `tracking.Tally.steady`)
             planned.append((record, lifecycle.next_step(record, now, daemon.hold_grace_seconds, stuck, daemon.fault_grace_seconds)))
         self._retrieve_together(planned)
         for record, action in planned:
@@ -274,7 +289,7 @@ class Pipeline:
         if isinstance(action, lifecycle.RetrieveEarly):
             if self._retrieve(record, action.retrieve, now):
                 for job_key in action.retrieve:
-                    record.jobs[job_key.split(".")[1]].retrieved = True
+                    _change(record, job_key.split(".")[1], retrieved=True)
                 log.info("retrieved finished jobs early, before HTCondor's 10-day limit", bundle=record.name, jobs=len(action.retrieve))
         elif isinstance(action, lifecycle.Finish):
             if action.retrieve and not self._fetched.issuperset(action.retrieve) and not self._retrieve(record, action.retrieve, now):
@@ -315,8 +330,7 @@ class Pipeline:
                 return
             record.cluster, record.jobs = None, {}
         for proc in action.unfetched:
-            job = record.jobs[str(proc)]
-            job.fetch_error = job.fetch_error or record.last_error
+            _change(record, str(proc), fetch_error=record.jobs[str(proc)].fetch_error or record.last_error)
         record.outcome, record.reason = action.outcome, action.reason
         record.stage = Stage.READY
         self._save()  # commit point: what will come back is decided
@@ -357,7 +371,7 @@ class Pipeline:
         if not failed:
             return True
         for jid, error in failed.items():
-            record.jobs[jid.split(".")[1]].fetch_error = error
+            _change(record, jid.split(".")[1], fetch_error=error)
         first = sorted(failed)[0]
         self._trouble(record, f"{len(failed)} of {len(job_ids)} jobs' outputs could not be fetched: job {first}: {failed[first]}", now)
         return False
@@ -393,8 +407,7 @@ class Pipeline:
                     pending += [part[: len(part) // 2], part[len(part) // 2 :]]
                 continue
             for jid in part:
-                job = record.jobs[jid.split(".")[1]]
-                job.retrieved, job.fetch_error = True, None
+                _change(record, jid.split(".")[1], retrieved=True, fetch_error=None)
         return failed
 
     def _vanished(self, record: BundleRecord, action: lifecycle.Vanished, now: float) -> bool:
@@ -465,9 +478,12 @@ class Pipeline:
         """Why jobs idle past `explain_idle_after_seconds` do not start (`idle`): once, then at most hourly."""
         after, budget = self.config.daemon.explain_idle_after_seconds, self.EXPLAIN_PER_TICK
         for record in self.state.bundles.values():
-            if record.idle is not None and not idle.still_idle(record):
+            counted = self.tracker.tally(record) if record.stage == Stage.RUNNING else None
+            if record.idle is not None and not (counted.idle if counted is not None else idle.still_idle(record)):
                 record.idle = None  # they started, or left: the explanation no longer holds
-            proc = idle.due(record, now, after) if budget and self._may_call_schedd() else None
+            if not budget or not self._may_call_schedd():
+                continue
+            proc = idle.due(record, now, after) if counted is None else idle.due(record, now, after, counted.oldest_idle)
             if proc is None or record.cluster is None:
                 continue
             budget -= 1

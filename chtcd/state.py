@@ -17,7 +17,7 @@ from array import array
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import atomic
 
@@ -41,9 +41,13 @@ _SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
 """20,000 job records and 2,000 bundle records: without a __dict__ each, a few megabytes less."""
 
 
-@dataclass(**_SLOTS)
+@dataclass(frozen=True, **_SLOTS)
 class JobRecord:
-    """What the last tick learned about one job; enough for `status` and the report."""
+    """What the last tick learned about one job; enough for `status` and the report.
+
+    Frozen: a change is a new record (`dataclasses.replace`), so the store finds
+    what changed since its last save by identity, without comparing every field of every job.
+    """
 
     proc: int
     status: int
@@ -281,14 +285,13 @@ def _digest(data: bytes) -> bytes:
 class _Encoder:
     """`State.to_json` as bytes, reusing the text of every job and bundle head that did not change.
 
-    A save then costs a comparison of each job's field values with the last
-    save's, not the building and encoding of every job afresh: with 20,000
-    jobs tracked, milliseconds instead of most of a second; and when nothing
-    changed at all, `encode` says so (None) without building the file. The
-    cache is keyed by content, so a record changed in place is always seen.
-    Each bundle's jobs are kept as the bytes they make in the file, with each
-    job's length in them, and a changed job is spliced in: one object per
-    bundle, not one per job; the file is one join of those, made once.
+    Job records are frozen, so a job that changed is a new object: a save
+    finds them by identity (one pointer comparison a job), not by comparing
+    every field, and when nothing changed at all, `encode` says so (None)
+    without building the file. Each bundle's jobs are kept as the bytes they
+    make in the file, with each job's length in them, and a changed job is
+    spliced in: one object per bundle, not one per job; the file is one join
+    of those, made once.
     """
 
     def __init__(self) -> None:
@@ -321,48 +324,45 @@ class _Encoded:
     head_values: tuple
     head: bytes
     keys: List[str]
-    values: tuple  # every job's field values one after the other: a tuple per job would cost 40% more
+    objs: List[JobRecord]  # the job records as of this encoding: a job whose record is another object changed
     jobs: bytes  # every job's `"key":{...}`, comma-separated, as in the file (ASCII: a character is a byte)
     sizes: "array[int]"  # each job's length in `jobs`
 
 
-def _rows(values: tuple) -> Iterator[tuple]:
-    """`_Encoded.values` job by job."""
-    return zip(*[iter(values)] * len(_JOB_FIELD_NAMES))
-
-
-def _job_text(key: str, values: tuple) -> bytes:
-    return (_dumps(key) + ":" + _dumps(_job_dict(values))).encode()
+def _job_text(key: str, job: JobRecord) -> bytes:
+    return (_dumps(key) + ":" + _dumps(_job_json(job))).encode()
 
 
 def _encode_bundle(record: BundleRecord, cached: Optional[_Encoded]) -> _Encoded:
     """The bundle's cached encoding itself when nothing in it changed, else a new one reusing what it can."""
     head_values = _bundle_values(record)  # `jobs` too: the same dict object compares equal at once
+    if cached is not None and cached.head_values == head_values and all(map(operator.is_, record.jobs.values(), cached.objs)):
+        if len(cached.objs) == len(record.jobs):
+            return cached  # (the same dict object with the same records in it: nothing to look at)
     keys = list(record.jobs)
+    objs = list(record.jobs.values())
     if cached is None or keys != cached.keys:
-        rows = list(map(_job_values, record.jobs.values()))
-        jobs, sizes = _rebuild(cached, keys, rows)
-    elif any(map(operator.ne, map(_job_values, record.jobs.values()), _rows(cached.values))):
-        rows = list(map(_job_values, record.jobs.values()))
-        jobs, sizes = _splice(cached, keys, rows)
+        jobs, sizes = _rebuild(cached, keys, objs)
+    elif any(map(operator.is_not, objs, cached.objs)):
+        jobs, sizes = _splice(cached, keys, objs)
     elif cached.head_values == head_values:
         return cached
     else:
-        return _Encoded(head_values, _dumps(_head_json(record)).encode(), cached.keys, cached.values, cached.jobs, cached.sizes)
+        return _Encoded(head_values, _dumps(_head_json(record)).encode(), cached.keys, cached.objs, cached.jobs, cached.sizes)
     head = cached.head if cached is not None and cached.head_values == head_values else _dumps(_head_json(record)).encode()
-    return _Encoded(head_values, head, keys, tuple(itertools.chain.from_iterable(rows)), jobs, sizes)
+    return _Encoded(head_values, head, keys, objs, jobs, sizes)
 
 
-def _splice(cached: _Encoded, keys: List[str], rows: List[tuple]) -> Tuple[bytes, "array[int]"]:
+def _splice(cached: _Encoded, keys: List[str], objs: List[JobRecord]) -> Tuple[bytes, "array[int]"]:
     """The same jobs as last time, some changed: their new texts between slices of the old text."""
     ends = list(itertools.accumulate(cached.sizes))
     sizes = array("I", cached.sizes)
     old = memoryview(cached.jobs)
     pieces: List[Any] = []
     at = 0
-    for i in itertools.compress(itertools.count(), map(operator.ne, rows, _rows(cached.values))):
+    for i in itertools.compress(itertools.count(), map(operator.is_not, objs, cached.objs)):
         start = (ends[i - 1] if i else 0) + i  # a comma after each job before it
-        text = _job_text(keys[i], rows[i])
+        text = _job_text(keys[i], objs[i])
         pieces += (old[at:start], text)
         at = start + sizes[i]
         sizes[i] = len(text)
@@ -370,16 +370,16 @@ def _splice(cached: _Encoded, keys: List[str], rows: List[tuple]) -> Tuple[bytes
     return b"".join(pieces), sizes
 
 
-def _rebuild(cached: Optional[_Encoded], keys: List[str], rows: List[tuple]) -> Tuple[bytes, "array[int]"]:
-    """Jobs added or removed (a new bundle, a resubmission): each job's text anew unless its key and values are as last time."""
-    known: Dict[str, Tuple[tuple, bytes]] = {}
+def _rebuild(cached: Optional[_Encoded], keys: List[str], objs: List[JobRecord]) -> Tuple[bytes, "array[int]"]:
+    """Jobs added or removed (a new bundle, a resubmission): each job's text anew unless its key and record are as last time."""
+    known: Dict[str, Tuple[JobRecord, bytes]] = {}
     if cached is not None:
         at = 0
-        for key, old, size in zip(cached.keys, _rows(cached.values), cached.sizes):
+        for key, old, size in zip(cached.keys, cached.objs, cached.sizes):
             known[key] = (old, cached.jobs[at : at + size])
             at += size + 1
     texts = []
-    for key, job_values in zip(keys, rows):
+    for key, job in zip(keys, objs):
         hit = known.get(key)
-        texts.append(hit[1] if hit is not None and hit[0] == job_values else _job_text(key, job_values))
+        texts.append(hit[1] if hit is not None and hit[0] is job else _job_text(key, job))
     return b",".join(texts), array("I", map(len, texts))

@@ -16,6 +16,7 @@ class FakeJob:
     client: str
     folder: Path
     leave_in_queue: bool = True
+    changed: float = 0.0  # the fake schedd's clock when its status last changed
 
 
 @dataclass
@@ -32,6 +33,11 @@ class FakeAccessPoint:
     slots_meeting: Dict[str, int] = field(default_factory=lambda: {"TARGET.Memory >= RequestMemory": 1})
     """The pool as `idle_facts` sees it: each Requirements clause and how many of its one slot meet it."""
     submitted: List[condor.Description] = field(default_factory=list)
+    clock: int = 0
+
+    def _touch(self, job: "FakeJob") -> None:
+        self.clock += 1
+        job.changed = float(self.clock)
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -53,6 +59,7 @@ class FakeAccessPoint:
         for proc in range(count):
             ad = condor.JobAd(bundle_id=bundle_id, cluster=cluster, proc=proc, status=5, hold_code=16, entered_status_at=0.0)
             self.jobs[(cluster, proc)] = FakeJob(ad, client, folder)
+            self._touch(self.jobs[(cluster, proc)])
         return condor.Submitted(cluster=cluster, procs=count, handle=cluster)
 
     def spool(self, submitted: condor.Submitted, cwd: Path) -> None:
@@ -60,10 +67,22 @@ class FakeAccessPoint:
         for key, job in self.jobs.items():
             if key[0] == submitted.cluster:
                 job.ad = replace(job.ad, status=1, hold_code=None)
+                self._touch(job)
 
-    def query_client(self, client_id: str) -> List[condor.JobAd]:
+    def count_client(self, client_id: str, excluding: Sequence[str] = ()) -> condor.Count:
+        """The schedd's summary; its clock here is a counter of the changes made to the queue."""
+        self._call("count")
+        self.clock += 1
+        jobs = sum(1 for j in self.jobs.values() if j.client == client_id and j.ad.bundle_id not in excluding)
+        return condor.Count(jobs=jobs, server_time=float(self.clock))
+
+    def query_client(self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = ()) -> List[condor.JobAd]:
+        """Like the schedd's: `since` compares with when the job last changed status (here, by the change counter)."""
         self._call("query")
-        return [j.ad for j in self.jobs.values() if j.client == client_id]
+        return [
+            j.ad for j in self.jobs.values()
+            if j.client == client_id and (since is None or j.changed >= since or j.ad.bundle_id in listed)
+        ]
 
     def retrieve(self, job_ids: Sequence[str]) -> None:
         self._call("retrieve")
@@ -131,6 +150,7 @@ class FakeAccessPoint:
     def set_status(self, cluster: int, proc: int, status: int, now: float = 0.0, **fields: Any) -> None:
         job = self.jobs[(cluster, proc)]
         job.ad = replace(job.ad, status=status, entered_status_at=now, **fields)
+        self._touch(job)
 
     def clusters(self) -> List[int]:
         return sorted({k[0] for k in self.jobs})

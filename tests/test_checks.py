@@ -241,6 +241,17 @@ def test_upload_limit_names_the_size_and_staging(tmp_path):
     assert validate(folder, limit=5_000_000) >= 3_000_000
 
 
+def test_a_shared_input_counts_once_per_job_and_the_refusal_gives_the_staging_line(tmp_path):
+    """Spooling sends a job's files once per job (20 jobs, one 3 MB file: 60 MB sent), its executable too."""
+    folder = make(tmp_path, "shared", {"shared.sub": JOB + "transfer_input_files = data.bin\nqueue 20\n", "run.sh": "x" * 1000, "data.bin": "x" * 3_000_000})
+    assert validate(folder) == 20 * (3_000_000 + 1000)
+    with pytest.raises(Rejected) as err:
+        validate(folder, limit=10_000_000)
+    message = str(err.value)
+    assert "60.0 MB" in message and "data.bin (3.0 MB) travels 20 times" in message
+    assert "transfer_input_files = osdf:///chtc/staging/NETID/data.bin" in message
+
+
 def test_no_submit_file_and_two_without_a_choice(tmp_path):
     refused(make(tmp_path, "none", {"x.txt": ""}), "no submit file", "none.sub")
     refused(make(tmp_path, "two", {"a.sub": "queue\n", "b.sub": "queue\n"}), "a.sub, b.sub", "two.sub")

@@ -8,6 +8,9 @@ same faults on the real pool.
 
 from __future__ import annotations
 
+import dataclasses
+
+
 import pytest
 from fakes import drop, fake_pipeline, report
 
@@ -150,7 +153,7 @@ def test_after_the_grace_a_bundle_comes_back_partial_or_failed_naming_the_unfetc
     assert isinstance(action, lifecycle.GiveUp)
     assert (action.outcome, action.unfetched) == ("partial", [1])
     assert "condor_transfer_data 7.1" in action.reason and "errno 2" in action.reason
-    jobs["0"].retrieved = False
+    jobs["0"] = dataclasses.replace(jobs["0"], retrieved=False)
     assert lifecycle.next_step(record, 200.0, 100.0, fault_grace=100.0).outcome == "failed"
 
 
@@ -284,5 +287,5 @@ def test_a_bundle_whose_early_retrieve_keeps_failing_is_not_given_up_while_its_j
     later = 100.0 + lifecycle.EARLY_RETRIEVE_SECONDS
     record.retry_at = None
     assert isinstance(lifecycle.next_step(record, later, 100.0, fault_grace=50.0), lifecycle.RetrieveEarly)
-    jobs["1"].status = 4
+    jobs["1"] = dataclasses.replace(jobs["1"], status=4)
     assert isinstance(lifecycle.next_step(record, later, 100.0, fault_grace=50.0), lifecycle.GiveUp)

@@ -1,5 +1,6 @@
 """The pipeline against the in-memory fake: fast checks of the flow's logic, not of HTCondor."""
 
+import dataclasses
 import os
 
 import pytest
@@ -306,7 +307,7 @@ def test_status_warns_as_finished_outputs_near_the_ten_day_limit(env):
     rec = next(iter(pipe.state.bundles.values()))
     assert "warning" not in status.as_table(glance.Snapshot.of(pipe.state), 3.0)
     # seven days on: a daemon that was asleep all week has not yet fetched job 0
-    rec.jobs["0"].retrieved = False
+    rec.jobs["0"] = dataclasses.replace(rec.jobs["0"], retrieved=False)
     table = status.as_table(glance.Snapshot.of(pipe.state), 2.0 + 7 * 86400)
     assert "warning: finished outputs are dropped by the access point in 3d" in table
     assert status.bundle_summary(glance.of_record(rec), 2.0 + 7 * 86400)["outputs_expire_in_seconds"] == 3 * 86400
@@ -317,10 +318,10 @@ def test_a_refused_token_says_how_to_fetch_a_new_one(env):
     drop(layout, "t")
     pipe.tick(1.0)
 
-    def refused(client_id):
+    def refused(client_id, *args):
         raise condor.AuthRefused("querying the queue: AUTHENTICATE:1003:Failed to authenticate with any method")
 
-    ap.query_client = refused
+    ap.count_client = ap.query_client = refused
     with capture_logs() as logs:
         pipe.tick(2.0)
     (line,) = [e for e in logs if e["log_level"] == "error"]

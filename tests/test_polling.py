@@ -1,4 +1,4 @@
-"""Kind to the access point: one job query per tick while anything is in flight, none when idle.
+"""Kind to the access point: one count and one job query per tick while anything is in flight, none when idle.
 
 The pool tests count the commands the schedd itself received, in its SchedLog
 (`SCHEDD_DEBUG = D_COMMAND`), from the daemon under test only: it gets a token
@@ -99,7 +99,7 @@ def test_nothing_in_flight_no_schedd_traffic(pool, tmp_path):
 
 
 @pytest.mark.pool
-def test_one_query_per_tick_for_all_bundles_in_flight(pool, tmp_path):
+def test_one_count_and_one_query_per_tick_for_all_bundles_in_flight(pool, tmp_path):
     chtcd = Chtcd(pool, tmp_path / "chtcd", tick=2)
     identity = own_identity(pool, chtcd)
     schedlog = SchedLog(pool.schedd_log)
@@ -127,8 +127,9 @@ def test_one_query_per_tick_for_all_bundles_in_flight(pool, tmp_path):
     queried = sum(1 for t in window if t["queried"])
     assert all(t["tracked"] == 3 for t in window)
     assert queried == len(window), "every tick with something in flight queries"
-    # A seventh tick may have queried between the last log line and the mark: at most one more.
-    assert sent["QUERY_JOB_ADS"] in (queried, queried + 1), f"{sent['QUERY_JOB_ADS']} queries over {queried} ticks"
+    # Each tick sends two: the summary count (one ad) and the query for what changed (here: nothing after the
+    # first ticks). A seventh tick may have queried between the last log line and the mark: at most two more.
+    assert sent["QUERY_JOB_ADS"] in (2 * queried, 2 * queried + 2), f"{sent['QUERY_JOB_ADS']} queries over {queried} ticks"
     assert set(sent) == {"QUERY_JOB_ADS"}, f"jobs that only wait need nothing else: {dict(sent)}"
 
 
@@ -156,7 +157,7 @@ def test_bundles_finishing_together_are_retrieved_and_released_together(env):
         ap.set_status(cluster, 0, 4, exit_code=0)
     ap.calls.clear()
     pipe.tick(2.0)
-    assert ap.calls == ["query", "retrieve", "release"]
+    assert ap.calls == ["count", "query", "retrieve", "release"]
     assert sorted(p.name for p in layout.inbox.iterdir()) == ["a", "b", "c"]
     assert all(r.stage == Stage.RELEASED for r in pipe.state.bundles.values())
 
@@ -188,20 +189,20 @@ def test_a_tick_that_changes_nothing_does_not_write_the_state(env):
     pipe.tick(4.0)
     after = layout.state_file.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert ap.calls.count("query") == 4  # it did look, every tick
+    assert ap.calls.count("count") == ap.calls.count("query") == 4  # it did look, every tick
 
 
 # ---- the door's conversion of an answer -----------------------------------------------------
 
 
 class FakeAd:
-    """What `query_client` and `_job_ad` ask of a ClassAd: deleting ServerTime, its JSON print, eval."""
+    """What `query_client` and `_job_ad` ask of a ClassAd: its size, its JSON print, eval."""
 
     def __init__(self, **attrs: Any):
         self.attrs = attrs
 
-    def __delitem__(self, key: str) -> None:
-        del self.attrs[key]
+    def __len__(self) -> int:
+        return len(self.attrs)
 
     def printJson(self) -> str:
         import json
@@ -212,34 +213,24 @@ class FakeAd:
         return {"=RemoteUserCpu * 2": 3.0}.get(self.attrs[key])
 
 
-def test_an_unchanged_job_is_not_converted_again(monkeypatch):
+def test_the_door_turns_an_answer_into_job_ads_and_asks_only_for_changes_when_told(monkeypatch):
     door = condor.AccessPoint.__new__(condor.AccessPoint)
-    door._last_client_answer = {}
-    answers = [
-        [FakeAd(ClusterId=7, ProcId=0, JobStatus=1, ServerTime=100, ChtcdBundleId="b", HoldReasonCode=None),
-         FakeAd(ClusterId=7, ProcId=1, JobStatus=1, ServerTime=100, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2")],
-        [FakeAd(ClusterId=7, ProcId=0, JobStatus=1, ServerTime=160, ChtcdBundleId="b", HoldReasonCode=None),
-         FakeAd(ClusterId=7, ProcId=1, JobStatus=2, ServerTime=160, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2")],
+    asked: List[str] = []
+    answer = [
+        FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=100, ChtcdBundleId="b", HoldReason="on hold\nServerTime = 220\n"),
+        FakeAd(ClusterId=7, ProcId=1, JobStatus=1, ServerTime=100, ChtcdBundleId="b", RemoteUserCpu=1.5, RemoteSysCpu="=RemoteUserCpu * 2"),
     ]
-    quoting = "on hold\nServerTime = 220\n"  # a value that happens to quote the answer's stamp
-    answers += [
-        [FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=220, ChtcdBundleId="b", HoldReason=quoting)],
-        [FakeAd(ClusterId=7, ProcId=0, JobStatus=5, ServerTime=280, ChtcdBundleId="b", HoldReason=quoting)],
+    monkeypatch.setattr(door, "_query", lambda constraint: asked.append(constraint) or list(answer))
+    held, idle = door.query_client("c")
+    assert (held.status, held.hold_reason, held.bundle_id) == (5, "on hold\nServerTime = 220\n", "b")
+    assert idle.cpu_seconds == 4.5  # 1.5 + the expression, evaluated by HTCondor
+    assert held.cluster is idle.cluster or held.cluster == idle.cluster == 7
+    assert (door.last_answer_ads, door.last_answer_attributes) == (2, 13)
+    door.query_client("c", since=1000.0, listed=["x", "y"])
+    assert asked == [
+        'ChtcdClient == "c"',
+        'ChtcdClient == "c" && (EnteredCurrentStatus >= 1000 || member(ChtcdBundleId, {"x", "y"}))',
     ]
-    monkeypatch.setattr(door, "_query", lambda constraint: answers.pop(0))
-    converted = []
-    real_job_ad = condor._job_ad
-    monkeypatch.setattr(condor, "_job_ad", lambda ad, *rest: converted.append(ad.attrs["ProcId"]) or real_job_ad(ad, *rest))
-    first = door.query_client("c")
-    assert converted == [0, 1]
-    second = door.query_client("c")
-    assert converted == [0, 1, 1], "only ServerTime differs for job 0: it is not converted again"
-    assert second[0] == first[0] and second[1].status == 2
-    assert first[0].hold_code is None and first[0].status == 1 and first[0].bundle_id == "b"
-    assert first[1].cpu_seconds == 4.5  # 1.5 + the expression, evaluated by HTCondor
-    held = door.query_client("c")
-    assert held[0].hold_reason == quoting and held[0].status == 5
-    assert door.query_client("c") == held and converted == [0, 1, 1, 0], "a quoted stamp is not the answer's stamp"
 
 
 # ---- the daemon takes a folder in at once, even mid-intake ------------------------------------

@@ -34,9 +34,9 @@ def test_the_file_follows_every_kind_of_change(tmp_path):
         if not record.jobs:
             record.jobs["0"] = JobRecord(proc=0, status=1)
         kind = step % 6
-        if kind == 0:  # a job changed in place
-            job = rng.choice(list(record.jobs.values()))
-            job.status, job.hold_reason = 5, f"held {step}"
+        if kind == 0:  # a job changed (records are frozen: a change is a new record)
+            key = rng.choice(list(record.jobs))
+            record.jobs[key] = dataclasses.replace(record.jobs[key], status=5, hold_reason=f"held {step}")
         elif kind == 1:  # a job replaced by a new record with the same values but one
             key = rng.choice(list(record.jobs))
             old = record.jobs[key]
@@ -81,7 +81,7 @@ def test_a_failed_write_is_written_again_next_time(tmp_path, monkeypatch):
     store = Store(tmp_path / "state.json")
     state = state_with(2, 2)
     store.save(state)
-    state.bundles["b0"].jobs["0"].status = 4
+    state.bundles["b0"].jobs["0"] = dataclasses.replace(state.bundles["b0"].jobs["0"], status=4)
 
     def disk_full(path, data, mode=0o600):
         raise OSError(28, "No space left on device")
@@ -95,7 +95,7 @@ def test_a_failed_write_is_written_again_next_time(tmp_path, monkeypatch):
 
 
 def test_several_jobs_of_a_large_bundle_changed_at_once(tmp_path):
-    """First, last and scattered jobs of a bundle changed between two saves, in place or replaced, their texts longer or shorter."""
+    """First, last and scattered jobs of a bundle changed between two saves, their texts longer or shorter."""
     store = Store(tmp_path / "state.json")
     state = state_with(3, 200)
     store.save(state)
@@ -105,8 +105,15 @@ def test_several_jobs_of_a_large_bundle_changed_at_once(tmp_path):
         keys = list(jobs)
         for key in {keys[0], keys[-1], *rng.sample(keys, 5)}:
             if rng.random() < 0.5:
-                jobs[key].wall_seconds = float(step)
+                jobs[key] = dataclasses.replace(jobs[key], wall_seconds=float(step))
             else:
                 jobs[key] = dataclasses.replace(jobs[key], status=5, hold_reason="held " * rng.randrange(1, 9))
         assert store.save(state)
         assert on_disk(store) == state.to_json()
+
+
+def test_a_job_record_cannot_change_behind_the_stores_back():
+    """The store finds changed jobs by identity: a job record changed in place would be missed, so it cannot be."""
+    job = JobRecord(proc=0, status=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.status = 4  # type: ignore[misc]

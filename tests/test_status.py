@@ -1,5 +1,6 @@
 """`chtcd status`: the table, the JSON, one bundle in detail, the one-line summary; from files alone, fast."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -158,7 +159,7 @@ def test_two_thousand_bundles_render(setup):
 def test_table_warns_before_the_access_point_drops_finished_outputs(setup):
     config, layout, _ = setup
     record = running("slow")
-    record.jobs["2"].completed_at = NOW - 7 * 86400 - 60  # done a week ago, outputs not fetched yet
+    record.jobs["2"] = dataclasses.replace(record.jobs["2"], completed_at=NOW - 7 * 86400 - 60)  # done a week ago, not fetched yet
     save(layout, record, running("fresh"))
     done = chtcd("status", "--config", str(config))
     slow = next(line for line in done.stdout.splitlines() if line.startswith("slow"))
@@ -222,9 +223,9 @@ def test_status_needs_none_of_the_daemons_modules(setup):
 def test_detail_and_json_show_requested_against_used_for_finished_jobs(setup):
     config, layout, _ = setup
     record = running("sized")
-    for job in record.jobs.values():
-        job.request_memory_mb = 8192
-    record.jobs["2"].memory_mb = 700
+    for key in record.jobs:
+        record.jobs[key] = dataclasses.replace(record.jobs[key], request_memory_mb=8192)
+    record.jobs["2"] = dataclasses.replace(record.jobs["2"], memory_mb=700)
     save(layout, record)
     text = chtcd("status", "sized", "--config", str(config)).stdout
     assert "resources:   memory: requested 8.0 GB, used at most 700 MB (median 700 MB)" in text
