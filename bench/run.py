@@ -69,6 +69,12 @@ from chtcd import config as configuration  # noqa: E402
 from chtcd.layout import Layout  # noqa: E402
 from chtcd.pipeline import Pipeline  # noqa: E402
 from chtcd.state import Store  # noqa: E402
+from chtcd.wait import wait_for as _wait_for  # noqa: E402
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """`chtcd.wait.wait_for`, looking more often: the benchmark's end points are polls."""
+    return _wait_for(condition, timeout, what, interval)
 
 TICK = 5.0
 """The daemon's tick here: CHTC's default is 60 s; a shorter one gives more ticks (and more work) per minute."""
@@ -106,17 +112,6 @@ queue {n}
 
 def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def ms(seconds: float) -> str:

@@ -30,7 +30,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
+
+from .wait import wait_for
 
 DEFAULT_PORT = 19618
 AP_NAME = "ap.chtcd.test"
@@ -218,17 +220,6 @@ def _locked(root: Path) -> Iterator[None]:
     with _beside(root, ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 # --- installing ----------------------------------------------------------------
@@ -498,7 +489,7 @@ def _ready(root: Path) -> bool:
 def _await_ready(root: Path, timeout: float) -> bool:
     """Poll until the pool answers; a busy pool may be slow to, so don't give up at once."""
     try:
-        _wait_for(lambda: _collector_answers(_port()) and _ready(root), timeout,
+        wait_for(lambda: _collector_answers(_port()) and _ready(root), timeout,
                   "the pool", interval=0.5)
     except TimeoutError:
         return False
@@ -526,7 +517,7 @@ def _ensure_token(pool: LocalPool) -> None:
     ignores a token file that others can read.
     """
     key = pool.root / SIGNING_KEY
-    _wait_for(key.exists, 30, "the pool signing key")
+    wait_for(key.exists, 30, "the pool signing key")
     token = pool.token_file
     if token.exists() and token.stat().st_mtime >= key.stat().st_mtime:
         return
@@ -601,12 +592,12 @@ def _stop_locked(root: Path) -> None:
         return not _pool_pids(root) and (master is None or not Path(f"/proc/{master}").exists())
 
     try:
-        _wait_for(gone, STOP_TIMEOUT, "the daemons to exit")
+        wait_for(gone, STOP_TIMEOUT, "the daemons to exit")
     except TimeoutError:
         for pid in _pool_pids(root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        _wait_for(gone, 10, "killed daemons to exit")
+        wait_for(gone, 10, "killed daemons to exit")
     if root.exists():
         _unmount_all(root)
 
