@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import fnmatch
-import gc
 import json
 import os
 import re
@@ -27,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+
+from . import memory
 
 if TYPE_CHECKING:
     from . import idle
@@ -172,46 +171,6 @@ def _working_dir(path: Path) -> Iterator[None]:
             yield
         finally:
             os.chdir(before)
-
-
-@contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Hold Python's cycle collector off while an answer of thousands of ClassAds is alive.
-
-    They die by reference count as soon as they are converted; collected
-    meanwhile, they would be promoted to the oldest generation and trigger
-    a full collection over every object of the state nearly every tick.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _malloc_trim() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-_trim = _malloc_trim() if sys.platform.startswith("linux") else None
-
-
-def give_back_memory() -> None:
-    """Hand freed memory back to the system (glibc keeps it otherwise): once, at the end of a tick.
-
-    The ClassAds of a 20,000-job answer take some 30 MB, and a save's file a
-    few more; freed, glibc would keep them as the daemon's resident memory
-    until the next tick needs them. Trimmed only at the end, what the answer
-    freed is first reused by the rest of the tick instead of asked for anew.
-    """
-    if _trim is not None:
-        _trim(0)
 
 
 def _bindings() -> Any:
@@ -1073,7 +1032,7 @@ class AccessPoint:
         constraint = _client_constraint(client_id)
         if since is not None:
             constraint += f" && (EnteredCurrentStatus >= {int(since)}{_or_member(listed)})"
-        with _no_cycle_collection():
+        with memory.no_cycle_collection():
             ads = self._query(constraint)
             self.last_answer_ads = len(ads)
             self.last_answer_attributes = sum(len(ad) for ad in ads)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import bundle as bundles
-from . import admission, condor, control, faults, idle, lifecycle, report, tracking
+from . import admission, condor, control, faults, idle, lifecycle, memory, report, tracking
 from .atomic import free_name, move_dir
 from .crashpoints import INJECTED, crash_point, failing
 from .config import Config
@@ -252,7 +252,7 @@ class Pipeline:
             self._explain_idle(now)
         self._prune(now)
         self._save()
-        condor.give_back_memory()
+        memory.give_back_memory()
         return next_check
 
     def _strays(self, ads: List[condor.JobAd]) -> None:

@@ -6,7 +6,6 @@ generation kept beside it, so a torn or corrupted file never loses the queue.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 import operator
@@ -19,7 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import atomic
+from . import atomic, memory
 
 SCHEMA_VERSION = 1
 
@@ -187,13 +186,8 @@ def parse(raw: bytes) -> State:
     With 20,000 jobs this builds some 100,000 objects; Python's cycle collector,
     left on, would walk all of them again and again meanwhile, doubling the time.
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with memory.no_cycle_collection():
         return State.from_json(json.loads(raw))
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def new_client_id() -> str:
