@@ -64,7 +64,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from chtcd import condor, localpool, log  # noqa: E402
+from chtcd import checks, condor, localpool, log  # noqa: E402
 from chtcd import config as configuration  # noqa: E402
 from chtcd.layout import Layout  # noqa: E402
 from chtcd.pipeline import Pipeline  # noqa: E402
@@ -453,14 +453,21 @@ def baseline_round(pool: localpool.LocalPool, observer: condor.AccessPoint, work
 
 
 def bindings_round(door: condor.AccessPoint, observer: condor.AccessPoint, pool: localpool.LocalPool, work: Path, names: List[str]) -> Tuple[float, float]:
-    """The floor: this process calling the bindings' submit and spool (through the door) over the bundles, nothing else."""
+    """The floor: this process calling the bindings' submit and spool (through the door) over the bundles, nothing else.
+
+    Each bundle is read by the clean room beforehand, untimed: what the floor times is the submit and spool alone.
+    """
     folders = [write_small(work, name) for name in names]
+    read = condor.describe_many([(SMALL_SUB, folder) for folder in folders], checks.FILE_COMMANDS, pool.submit_defaults)
+    descriptions = [d for d in read if isinstance(d, condor.Description)]
+    if len(descriptions) != len(folders):
+        raise RuntimeError(f"the clean room refused the benchmark's bundle: {read}")
     clusters: List[int] = []
     quiet(observer)
     try:
         t0 = time.monotonic()
-        for folder in folders:
-            submitted = door.submit(SMALL_SUB, folder, pool.submit_defaults, {})
+        for folder, description in zip(folders, descriptions):
+            submitted = door.submit(description, folder, {})
             clusters.append(submitted.cluster)
             door.spool(submitted, folder)
         loop = time.monotonic() - t0
@@ -662,8 +669,8 @@ def scale(daemon: Daemon, pool: localpool.LocalPool, schedlog: SchedLog, table: 
               peak < 120)
 
 
-def measure_here(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: Path) -> None:
-    here = work / "here"
+def copy_of_daemon(daemon: Daemon, pool: localpool.LocalPool, here: Path, tag: str) -> Tuple[configuration.Config, Layout]:
+    """The daemon's state copied into ``here``, with a config and a token of its own: measured in this process."""
     (here / "state").mkdir(parents=True)
     for name in ("state.json", "client-id"):
         if (daemon.state_dir / name).exists():
@@ -677,10 +684,16 @@ def measure_here(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
         },
         None,
     )
-    localpool.issue_token(pool, "bench-here-" + secrets.token_hex(3), here / "tokens")
+    localpool.issue_token(pool, f"{tag}-" + secrets.token_hex(3), here / "tokens")
     log.setup(None, logging.WARNING)  # this process's pipeline: no debug lines on the console
     layout = Layout.from_config(config)
     layout.create()
+    return config, layout
+
+
+def measure_here(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: Path) -> None:
+    here = work / "here"
+    config, layout = copy_of_daemon(daemon, pool, here, "bench-here")
     store = Store(layout.state_file)
     state = store.load()
     jobs = sum(len(b.jobs) for b in state.bundles.values() if b.stage.value == "running")
@@ -910,23 +923,7 @@ def hundred_k(daemon: Daemon, pool: localpool.LocalPool, observer: condor.Access
 def measure_100k(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: Path, tracked: int) -> None:
     scenario = "100k"
     here = work / "here-100k"
-    (here / "state").mkdir(parents=True)
-    for name in ("state.json", "client-id"):
-        if (daemon.state_dir / name).exists():
-            shutil.copy2(daemon.state_dir / name, here / "state" / name)
-    config = configuration.from_mapping(
-        {
-            "pool": {"collector": pool.collector, "access_point": pool.access_point, "token_dir": str(here / "tokens")},
-            "paths": {"outbox": str(here / "outbox"), "inbox": str(here / "inbox"), "state_dir": str(here / "state")},
-            "daemon": {"tick_seconds": TICK, "settle_seconds": SETTLE},
-            "submit": dict(pool.submit_defaults),
-        },
-        None,
-    )
-    localpool.issue_token(pool, "bench-100k-" + secrets.token_hex(3), here / "tokens")
-    log.setup(None, logging.WARNING)
-    layout = Layout.from_config(config)
-    layout.create()
+    config, layout = copy_of_daemon(daemon, pool, here, "bench-100k")
     store = Store(layout.state_file)
     t = time.perf_counter()
     state = store.load()

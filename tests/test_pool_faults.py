@@ -51,6 +51,14 @@ def assert_prompt(chtcd: Chtcd, name: str) -> Dict:
     return report
 
 
+def drop_healthy(chtcd: Chtcd, src: Path, prefix: str = "good") -> List[str]:
+    """Three healthy bundles beside the faulty one: their jobs take a few seconds."""
+    names = [f"{prefix}{i}" for i in range(3)]
+    for name in names:
+        chtcd.drop(results_bundle(src, name, sleep=3))
+    return names
+
+
 def events(chtcd: Chtcd, text: str, bundle: str = "") -> List[Dict]:
     return [e for e in chtcd.log_events() if text in e["event"] and (not bundle or e.get("bundle") == bundle)]
 
@@ -73,9 +81,7 @@ def test_an_output_missing_on_the_access_point_comes_back_partial_and_stalls_no_
     (lost,) = pool.spool_dir.glob(f"*/*/cluster{cluster}.proc1.subproc0/result.txt")
     lost.unlink()  # the access point loses one job's output before chtcd fetches it
     chtcd.start()
-    others = [f"good{i}" for i in range(3)]
-    for name in others:
-        chtcd.drop(results_bundle(tmp_path / "src", name, sleep=3))
+    others = drop_healthy(chtcd, tmp_path / "src")
     try:
         for name in others:
             assert_prompt(chtcd, name)
@@ -119,9 +125,7 @@ def test_a_full_disk_holds_back_only_the_bundle_that_does_not_fit_and_loses_noth
     free = os.statvfs(small_disk)
     filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 3_000_000))  # leave 3 MB: a 5 MB output cannot fit
     chtcd.drop(results_bundle(tmp_path / "src", "big", size=5_000_000, sleep=3))
-    others = [f"small{i}" for i in range(3)]
-    for name in others:
-        chtcd.drop(results_bundle(tmp_path / "src", name, sleep=3))
+    others = drop_healthy(chtcd, tmp_path / "src", "small")
     try:
         for name in others:
             assert_prompt(chtcd, name)
@@ -147,9 +151,7 @@ def test_a_full_disk_holds_back_only_the_bundle_that_does_not_fit_and_loses_noth
 def test_a_spool_that_keeps_failing_ends_rejected_on_its_budget_while_the_others_go_on(pool, tmp_path):
     chtcd = Chtcd(pool, tmp_path / "chtcd", settle=0, fault_grace_seconds=16).start(fail="spool:bad")
     chtcd.drop(results_bundle(tmp_path / "src", "bad"))
-    others = [f"good{i}" for i in range(3)]
-    for name in others:
-        chtcd.drop(results_bundle(tmp_path / "src", name, sleep=3))
+    others = drop_healthy(chtcd, tmp_path / "src")
     try:
         for name in others:
             assert_prompt(chtcd, name)
