@@ -569,8 +569,8 @@ def flow(daemon: Daemon, pool: localpool.LocalPool, observer: condor.AccessPoint
     queried = sum(1 for e in events if e.get("event") == "tick" and e.get("queried"))
     ticks = sum(1 for e in events if e.get("event") == "tick")
     queries = commands.get("QUERY_JOB_ADS", 0)
-    table.add("polling", f"job queries while {len(all_names)} bundles went out and came back", "1 per tick",
-              f"{queries} in {queried} ticks that queried ({ticks} ticks)", queries == queried)
+    table.add("polling", f"job queries while {len(all_names)} bundles went out and came back (a count, then what changed)",
+              "2 per tick", f"{queries} in {queried} ticks that queried ({ticks} ticks)", queries == 2 * queried)
     used = set(condor.PROJECTION)
     table.add("polling", "attributes asked for in that query (condor.PROJECTION)", "only those chtcd reads",
               f"{len(used)}: {', '.join(sorted(used))}", None)
