@@ -342,8 +342,13 @@ def _classify(exc: BaseException, doing: str) -> CondorError:
     if kind == "auth":
         return AuthRefused(f"{doing}: the access point did not accept the token ({text})")
     if kind == "local":
-        return local_fault(f"{doing}: {text}", errno_of(text))
+        return local_fault(_said(text, doing), errno_of(text))
     return Unreachable(f"{doing}: {text}")
+
+
+def _said(text: str, doing: str) -> str:
+    """A failed transfer in plain words first, then what chtcd was doing, then HTCondor's own text."""
+    return f"{plain_words(text)}, while {doing}; HTCondor said: {text}"
 
 
 INITIALDIR_NAMES = ("initialdir", "iwd", "initial_dir", "job_iwd")
@@ -941,9 +946,9 @@ class AccessPoint:
                     raise
                 kind = "remote"
             if kind == "remote":
-                raise BundleFault(f"{plain_words(text)}, while {doing}; HTCondor said: {text}") from None
+                raise BundleFault(_said(text, doing)) from None
             if kind == "local":
-                raise local_fault(f"{plain_words(text)}, while {doing}; HTCondor said: {text}", errno_of(text)) from None
+                raise local_fault(_said(text, doing), errno_of(text)) from None
             self._schedd = None
             raise _classify(exc, doing) from None
 

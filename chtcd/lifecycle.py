@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Dict, Iterable, List, Optional, Union
 
+from . import faults
 from .state import BundleRecord, JobRecord, Stage
 
 SPOOLING_HOLD_CODE = 16
@@ -171,14 +172,14 @@ def next_step(
 ) -> Action:
     stage = record.stage
     jobs = list(record.jobs.values())
-    out_of_time = record.first_error_at is not None and now - record.first_error_at >= fault_grace
+    out_of_time = faults.out_of_time(record, now, fault_grace)
     if out_of_time and stage in (Stage.SUBMITTING, Stage.SUBMITTED, Stage.RUNNING) and not (
         stage == Stage.RUNNING and any(phase(j) in _ACTIVE for j in jobs)
     ):  # (jobs still running are never given up on: the bundle comes back when they are done)
         return _give_up(record, jobs, now)
     if out_of_time and stage in (Stage.DELIVERED, Stage.RELEASED):
         return Forget()  # it is in the inbox; jobs that will not leave are HTCondor's to drop in 10 days
-    if record.retry_at is not None and now < record.retry_at:
+    if faults.waiting(record, now):
         return _WAIT  # in trouble: its own backoff, whatever the other bundles do
     if stage in (Stage.SUBMITTING, Stage.SUBMITTED):
         return _reconcile(record)

@@ -239,7 +239,7 @@ class Pipeline:
                 continue
             if record.stage in (Stage.CLAIMED, Stage.DONE):
                 continue
-            if record.stage == Stage.RUNNING and record.retry_at is None and record.first_error_at is None and self.tracker.tally(record).steady:
+            if record.stage == Stage.RUNNING and not faults.in_trouble(record) and self.tracker.tally(record).steady:
                 continue  # its jobs only wait or run: `next_step` would wait (see `tracking.Tally.steady`)
             planned.append((record, lifecycle.next_step(record, now, daemon.hold_grace_seconds, stuck, daemon.fault_grace_seconds)))
         self._retrieve_together(planned)
