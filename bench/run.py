@@ -672,7 +672,7 @@ def scale(daemon: Daemon, pool: localpool.LocalPool, schedlog: SchedLog, table: 
 def copy_of_daemon(daemon: Daemon, pool: localpool.LocalPool, here: Path, tag: str) -> Tuple[configuration.Config, Layout]:
     """The daemon's state copied into ``here``, with a config and a token of its own: measured in this process."""
     (here / "state").mkdir(parents=True)
-    for name in ("state.json", "client-id"):
+    for name in ("state.json", "state.journal", "client-id"):
         if (daemon.state_dir / name).exists():
             shutil.copy2(daemon.state_dir / name, here / "state" / name)
     config = configuration.from_mapping(

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Tuple
 
 
 def fsync_dir(path: Path) -> None:
@@ -20,21 +20,37 @@ def fsync_dir(path: Path) -> None:
 
 def write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp, _ = write_aside(path, [data], mode)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        discard(tmp)
         raise
     fsync_dir(path.parent)
+
+
+def write_aside(path: Path, parts: Iterable[bytes], mode: int = 0o600) -> Tuple[Path, int]:
+    """``parts`` written and fsynced to a temporary file beside ``path``, for the caller to rename in; its size."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for part in parts:
+                size += f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        discard(tmp)
+        raise
+    return tmp, size
+
+
+def discard(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def write_json(path: Path, data: Any, mode: int = 0o600) -> None:

@@ -1,6 +1,6 @@
 """The state file at a glance, for `status`: each bundle's own fields and a tally of its jobs, no records built.
 
-`state.parse` builds a record per job, every timestamp a float; with 12,000 jobs
+`state.read` builds a record per job, every timestamp a float; with 12,000 jobs
 that was most of what `chtcd status` took, for a table that needs a count per
 phase, the held jobs and the oldest output still to fetch. So this reads the
 JSON itself: a number with a fraction stays text until something uses it (the
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+
+from . import journal
 
 if TYPE_CHECKING:
     from .state import BundleRecord, State
-
-T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 STAGES = frozenset({"claimed", "submitting", "submitted", "running", "ready", "delivered", "released", "done"})
@@ -168,39 +168,28 @@ def _time(value: Any) -> Optional[float]:
     return None if value is None else float(value)
 
 
-def parse(raw: bytes) -> Snapshot:
-    """A state file's bytes, read as `state.parse` would accept them (ValueError, KeyError, TypeError if not)."""
-    data = json.loads(raw, parse_float=str)
-    if not isinstance(data, dict):
-        raise TypeError("the state is not a JSON object")
+def _loads(raw: bytes) -> Any:
+    return json.loads(raw, parse_float=str)
+
+
+def _snapshot(data: Dict[str, Any]) -> Snapshot:
+    """The state's dict, read as `state.read` would accept it (ValueError, KeyError, TypeError if not)."""
     schema = data.get("schema")
     if schema != SCHEMA_VERSION:
         raise ValueError(f"state schema {schema!r} is not one this chtcd reads ({SCHEMA_VERSION})")
     if "client_id" not in data:
         raise KeyError("client_id")
-    by_id = {b["id"]: b for b in data.get("bundles", [])}  # a repeated id: the last one, as the daemon sees it
-    return Snapshot(bool(data.get("paused", False)), [bundle(b) for b in by_id.values()])
-
-
-def newest(state_file: Path, parse: Callable[[bytes], T], errors: Tuple[Type[Exception], ...]) -> Optional[T]:
-    """The state file parsed, or its previous generation if the last is torn; None when neither exists.
-
-    Unreadable, naming each generation's problem, when one exists and neither parses.
-    """
-    problems = []
-    for candidate in (state_file, state_file.with_name(state_file.name + ".prev")):
-        try:
-            return parse(candidate.read_bytes())
-        except FileNotFoundError:
-            continue
-        except errors as exc:
-            problems.append(f"{candidate.name}: {exc}")
-    if problems:
-        raise Unreadable(f"cannot read the state in {state_file.parent} ({'; '.join(problems)})")
-    return None
+    return Snapshot(bool(data.get("paused", False)), [bundle(b) for b in data.get("bundles", [])])
 
 
 def read(state_file: Path) -> Snapshot:
-    """The state as last saved (or the generation before, if the last is torn); never written."""
-    found = newest(state_file, parse, (ValueError, KeyError, TypeError))
-    return Snapshot(False, []) if found is None else found
+    """The state as last saved (`journal.read`: the generation before if the last is damaged); never written.
+
+    Unreadable, naming each generation's problem, when a snapshot exists and none reads.
+    """
+    found, problems = journal.read(state_file, _loads, _snapshot, (ValueError, KeyError, TypeError))
+    if found is not None:
+        return found.value
+    if problems:
+        raise Unreadable(f"cannot read the state in {state_file.parent} ({'; '.join(problems)})")
+    return Snapshot(False, [])

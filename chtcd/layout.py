@@ -1,7 +1,8 @@
 """Where everything chtcd keeps lives on disk, named in one place.
 
     state_dir/
-        state.json        the state store (state.json.prev: the generation before)
+        state.json        the state store's snapshot, and state.journal what each save changed since
+                          (each with .prev: the generation before; see `journal`)
         chtcd.log         JSON lines log
         chtcd.lock        held by the one daemon running on this state
         daemon.json       the running daemon's heartbeat: pid, last and next tick

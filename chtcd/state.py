@@ -1,24 +1,25 @@
-"""The state store: every bundle the daemon knows, as plain data in one JSON file.
+"""The state store: every bundle the daemon knows, as plain JSON data: a snapshot and a journal (`journal`).
 
-Saved atomically (temp file, fsync, rename, directory fsync) with the previous
-generation kept beside it, so a torn or corrupted file never loses the queue.
+A save appends what changed since the last one as one line, fsynced, so it costs
+what changed; when the journal has outgrown a fraction of the snapshot, a save
+writes a new snapshot instead (temp file, fsync, rename, directory fsync), the
+generation before kept beside it. A crash leaves the state as one save or the
+one before it left it, never between.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import operator
 import os
 import sys
 import time
-from array import array
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-from . import atomic, memory
+from . import atomic, journal, memory
 
 SCHEMA_VERSION = 1
 
@@ -180,14 +181,24 @@ class StateError(Exception):
     pass
 
 
-def parse(raw: bytes) -> State:
-    """A state file's bytes as a State (StateError, ValueError, KeyError or TypeError if it is not one).
-
-    With 20,000 jobs this builds some 100,000 objects; Python's cycle collector,
-    left on, would walk all of them again and again meanwhile, doubling the time.
-    """
+def _convert(data: Dict[str, Any]) -> State:
+    """With 20,000 jobs this builds some 100,000 objects; Python's cycle collector,
+    left on, would walk all of them again and again meanwhile, doubling the time."""
     with memory.no_cycle_collection():
-        return State.from_json(json.loads(raw))
+        return State.from_json(data)
+
+
+def read(state_file: Path) -> "journal.Found[State]":
+    """The state as last saved, for commands that only look (`StateError` naming each problem if none reads)."""
+    found, problems = journal.read(state_file, json.loads, _convert, READ_ERRORS)
+    if found is None:
+        if problems:
+            raise StateError(f"cannot read the state in {state_file.parent} ({'; '.join(problems)})")
+        return journal.Found(State(client_id=""), 0, False, 0, 0, 0)
+    return found
+
+
+READ_ERRORS = (ValueError, KeyError, TypeError, StateError)
 
 
 def new_client_id() -> str:
@@ -195,46 +206,61 @@ def new_client_id() -> str:
     return os.urandom(8).hex()
 
 
-class Store:
-    """Loads and saves the state file; saves only when the content changed.
+JOURNAL_MIN_BYTES = 1 << 20
+JOURNAL_SHARE = 8
+"""A save writes a new snapshot once the journal is past an eighth of the snapshot (and past 1 MiB):
+`chtcd status` reads both, so the journal adds at most an eighth to its reading, and a snapshot's cost
+is spread over at least that eighth's worth of changes."""
 
-    The client id also lives in its own small file, so that even if both
-    generations of the state are lost, the jobs this store submitted can
-    still be found on the schedd.
+
+@dataclass(**_SLOTS)
+class _Saved:
+    """A bundle as the last save wrote it: its field values, and its job records (found changed by identity)."""
+
+    head: tuple
+    keys: List[str]
+    jobs: List[JobRecord]
+
+
+class Store:
+    """Loads and saves the state; a save writes only what changed, and nothing when nothing did.
+
+    The client id also lives in its own small file, so that even if every
+    generation of the state is lost, the jobs this store submitted can still
+    be found on the schedd.
     """
 
     def __init__(self, path: Path):
         self.path = path
-        self.previous = path.with_name(path.name + ".prev")
+        self.files = journal.files(path)
+        self.previous = self.files.previous
         self.client_id_path = path.with_name("client-id")
-        self._last_digest: Optional[bytes] = None  # of the file as read, until the first save
-        self._encoder = _Encoder()
         self.recovered_from: Optional[str] = None
+        self._saved: Dict[str, _Saved] = {}
+        self._paused: Optional[bool] = None
+        self._generation = 0
+        self._snapshot_bytes = 0
+        self._journal_bytes = 0
+        self._snapshot_due = True  # no snapshot yet, or one that must be written again before any line follows it
 
     def load(self) -> State:
-        for candidate in (self.path, self.previous):
-            try:
-                raw = candidate.read_bytes()
-            except FileNotFoundError:
-                continue
-            try:
-                state = parse(raw)
-            except (ValueError, KeyError, TypeError, StateError):
-                self.recovered_from = "previous generation"
-                continue
-            self._last_digest = _digest(raw) if candidate == self.path else None
-            if candidate != self.path:
-                self.recovered_from = "previous generation"
-            else:
-                self.recovered_from = None
-            return state
-        if self.path.exists() or self.previous.exists():
-            stamp = str(int(time.time()))
-            for broken in (self.path, self.previous):
-                if broken.exists():
-                    os.replace(broken, broken.with_name(f"{broken.name}.corrupt-{stamp}"))
-            self.recovered_from = "nothing: both generations were unreadable and were kept aside"
-        return State(client_id=self._client_id())
+        for path in (self.files.journal_before, self.files.journal):
+            journal.mend(path)
+        found, problems = journal.read(self.path, json.loads, _convert, READ_ERRORS)
+        if found is None:
+            if problems:
+                stamp = str(int(time.time()))
+                for broken in self.files:
+                    if broken.exists():
+                        os.replace(broken, broken.with_name(f"{broken.name}.corrupt-{stamp}"))
+                self.recovered_from = "nothing: both generations were unreadable and were kept aside"
+            return State(client_id=self._client_id())
+        self.recovered_from = "previous generation" if found.previous else None
+        self._generation, self._snapshot_bytes, self._journal_bytes = found.generation, found.snapshot_bytes, found.journal_bytes
+        # state.json did not read, or a snapshot was cut short after its journal moved aside: write one before any line
+        self._snapshot_due = found.previous or (found.replayed > 0 and found.journal_bytes == 0)
+        self._remember(found.value, found.value.bundles.values())
+        return found.value
 
     def _client_id(self) -> str:
         try:
@@ -248,132 +274,112 @@ class Store:
         return client_id
 
     def save(self, state: State) -> bool:
-        data = self._encoder.encode(state)
-        if data is None:  # not a field changed since the last save
+        """Write what changed since the last save (or load); False, writing nothing, when nothing did."""
+        touched = [r for r in state.bundles.values() if _touched(r, self._saved.get(r.id))]
+        entries = [_entry(r, self._saved.get(r.id)) for r in touched]
+        changed = [entry for entry in entries if entry is not None]
+        forgotten = [key for key in self._saved if key not in state.bundles]
+        if not changed and not forgotten and state.paused == self._paused and not self._snapshot_due:
+            self._remember(state, touched)  # new records, equal to the saved ones
             return False
-        if self._last_digest is not None:  # the first save after loading: maybe the very file on disk
-            if _digest(data) == self._last_digest:
-                return False
-        try:
-            if not self.client_id_path.exists():
-                atomic.write_bytes(self.client_id_path, (state.client_id + "\n").encode())
-            if self.path.exists():
-                os.replace(self.path, self.previous)
-            atomic.write_bytes(self.path, data)
-        except BaseException:
-            self._encoder = _Encoder()  # it has moved on to content that never reached the disk
-            raise
-        self._last_digest = None  # from now on the encoder knows whether anything changed
+        if not self.client_id_path.exists():
+            atomic.write_bytes(self.client_id_path, (state.client_id + "\n").encode())
+        if self._snapshot_due or self._journal_bytes > max(JOURNAL_MIN_BYTES, self._snapshot_bytes // JOURNAL_SHARE):
+            self.write_snapshot(state)
+            return True
+        self._append(_line(self._generation, state.paused, changed, forgotten))
+        for key in forgotten:
+            del self._saved[key]
+        self._remember(state, touched)
         return True
 
+    def _remember(self, state: State, records: Any) -> None:
+        self._paused = state.paused
+        for record in records:
+            self._saved[record.id] = _Saved(_bundle_values(record), list(record.jobs), list(record.jobs.values()))
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+    def _append(self, line: bytes) -> None:
+        """One save's line, fsynced; a line cut short by a failure is cut off again, or else a snapshot comes next."""
+        fd = os.open(self.files.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except BaseException:
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    self._snapshot_due = True
+                raise
+        finally:
+            os.close(fd)
+        if size == 0:
+            atomic.fsync_dir(self.files.journal.parent)
+        self._journal_bytes = size + len(line)
 
+    def write_snapshot(self, state: State) -> None:
+        """The whole state as the next generation; the one before kept, with its journal, as `.prev`.
 
-def _digest(data: bytes) -> bytes:
-    import hashlib  # here, not at the top: `chtcd status` reads the state without ever needing it
-
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-class _Encoder:
-    """`State.to_json` as bytes, reusing the text of every job and bundle head that did not change.
-
-    Job records are frozen, so a job that changed is a new object: a save
-    finds them by identity (one pointer comparison a job), not by comparing
-    every field, and when nothing changed at all, `encode` says so (None)
-    without building the file. Each bundle's jobs are kept as the bytes they
-    make in the file, with each job's length in them, and a changed job is
-    spliced in: one object per bundle, not one per job; the file is one join
-    of those, made once.
-    """
-
-    def __init__(self) -> None:
-        self._bundles: Dict[str, _Encoded] = {}
-        self._order: List[str] = []
-        self._top = ""
-
-    def encode(self, state: State) -> Optional[bytes]:
-        cache, fresh = self._bundles, {}
-        changed = False
-        for record in state.bundles.values():
-            old = cache.get(record.id)
-            encoded = fresh[record.id] = _encode_bundle(record, old)
-            changed = changed or encoded is not old
-        self._bundles = fresh
-        order = list(fresh)
-        top = _dumps({"schema": SCHEMA_VERSION, "client_id": state.client_id, "paused": state.paused})
-        if not changed and order == self._order and top == self._top:
-            return None
-        self._order, self._top = order, top
-        parts = [top[:-1].encode() + b',"bundles":[']
-        for n, e in enumerate(fresh.values()):
-            parts += (b"," if n else b"", e.head[:-1], b',"jobs":{', e.jobs, b"}}")
-        parts.append(b"]}\n")
-        return b"".join(parts)
-
-
-@dataclass(**_SLOTS)
-class _Encoded:
-    head_values: tuple
-    head: bytes
-    keys: List[str]
-    objs: List[JobRecord]  # the job records as of this encoding: a job whose record is another object changed
-    jobs: bytes  # every job's `"key":{...}`, comma-separated, as in the file (ASCII: a character is a byte)
-    sizes: "array[int]"  # each job's length in `jobs`
+        Written aside first; the journal moves aside before the snapshot lands, so that a crash at any
+        point leaves a snapshot with every line of its generation (`journal.replay`); until one lands,
+        every save tries again (`_snapshot_due`) and no line is appended.
+        """
+        generation = self._generation + 1
+        self._snapshot_due = True
+        top = journal.dumps({"schema": SCHEMA_VERSION, "generation": generation, "client_id": state.client_id, "paused": state.paused})
+        aside, size = atomic.write_aside(self.path, _snapshot_parts(top, state))
+        try:
+            for current, before in ((self.files.journal, self.files.journal_before), (self.path, self.previous)):
+                if current.exists():
+                    os.replace(current, before)
+            os.replace(aside, self.path)
+        except BaseException:
+            atomic.discard(aside)
+            raise
+        atomic.fsync_dir(self.path.parent)
+        self._generation, self._snapshot_bytes, self._journal_bytes = generation, size, 0
+        self._snapshot_due = False
+        self._saved.clear()
+        self._remember(state, state.bundles.values())
 
 
-def _job_text(key: str, job: JobRecord) -> bytes:
-    return (_dumps(key) + ":" + _dumps(_job_json(job))).encode()
+def _snapshot_parts(top: str, state: State) -> Any:
+    """The snapshot's bytes a bundle at a time: a bundle of 20,000 jobs is a few megabytes, the state is 20 times that."""
+    yield top[:-1].encode() + b',"bundles":['
+    for n, record in enumerate(state.bundles.values()):
+        yield (b"," if n else b"") + journal.dumps(record.to_json()).encode()
+    yield b"]}\n"
 
 
-def _encode_bundle(record: BundleRecord, cached: Optional[_Encoded]) -> _Encoded:
-    """The bundle's cached encoding itself when nothing in it changed, else a new one reusing what it can."""
-    head_values = _bundle_values(record)  # `jobs` too: the same dict object compares equal at once
-    if cached is not None and cached.head_values == head_values and all(map(operator.is_, record.jobs.values(), cached.objs)):
-        if len(cached.objs) == len(record.jobs):
-            return cached  # (the same dict object with the same records in it: nothing to look at)
-    keys = list(record.jobs)
-    objs = list(record.jobs.values())
-    if cached is None or keys != cached.keys:
-        jobs, sizes = _rebuild(cached, keys, objs)
-    elif any(map(operator.is_not, objs, cached.objs)):
-        jobs, sizes = _splice(cached, keys, objs)
-    elif cached.head_values == head_values:
-        return cached
-    else:
-        return _Encoded(head_values, _dumps(_head_json(record)).encode(), cached.keys, cached.objs, cached.jobs, cached.sizes)
-    head = cached.head if cached is not None and cached.head_values == head_values else _dumps(_head_json(record)).encode()
-    return _Encoded(head_values, head, keys, objs, jobs, sizes)
+def _touched(record: BundleRecord, saved: Optional[_Saved]) -> bool:
+    """Whether a bundle may differ from its last save: its fields compared, its jobs by identity (frozen records)."""
+    if saved is None or saved.head != _bundle_values(record) or len(saved.jobs) != len(record.jobs):
+        return True  # (the head's `jobs` is the same dict object when it was not replaced: equal at once)
+    return not all(map(operator.is_, record.jobs.values(), saved.jobs))
 
 
-def _splice(cached: _Encoded, keys: List[str], objs: List[JobRecord]) -> Tuple[bytes, "array[int]"]:
-    """The same jobs as last time, some changed: their new texts between slices of the old text."""
-    ends = list(itertools.accumulate(cached.sizes))
-    sizes = array("I", cached.sizes)
-    old = memoryview(cached.jobs)
-    pieces: List[Any] = []
-    at = 0
-    for i in itertools.compress(itertools.count(), map(operator.is_not, objs, cached.objs)):
-        start = (ends[i - 1] if i else 0) + i  # a comma after each job before it
-        text = _job_text(keys[i], objs[i])
-        pieces += (old[at:start], text)
-        at = start + sizes[i]
-        sizes[i] = len(text)
-    pieces.append(old[at:])
-    return b"".join(pieces), sizes
+def _entry(record: BundleRecord, saved: Optional[_Saved]) -> Optional[Dict[str, Any]]:
+    """A touched bundle for the journal: whole when its jobs were added or removed, else its fields and the jobs
+    that changed; None when its new records are equal to the saved ones."""
+    if saved is None or list(record.jobs) != saved.keys:
+        return record.to_json()
+    changed = {
+        key: _job_json(job)
+        for key, job, old in zip(saved.keys, record.jobs.values(), saved.jobs)
+        if job is not old and job != old
+    }
+    if not changed and saved.head == _bundle_values(record):
+        return None
+    entry = _head_json(record)
+    entry["changed_jobs"] = changed
+    return entry
 
 
-def _rebuild(cached: Optional[_Encoded], keys: List[str], objs: List[JobRecord]) -> Tuple[bytes, "array[int]"]:
-    """Jobs added or removed (a new bundle, a resubmission): each job's text anew unless its key and record are as last time."""
-    known: Dict[str, Tuple[JobRecord, bytes]] = {}
-    if cached is not None:
-        at = 0
-        for key, old, size in zip(cached.keys, cached.objs, cached.sizes):
-            known[key] = (old, cached.jobs[at : at + size])
-            at += size + 1
-    texts = []
-    for key, job in zip(keys, objs):
-        hit = known.get(key)
-        texts.append(hit[1] if hit is not None and hit[0] is job else _job_text(key, job))
-    return b",".join(texts), array("I", map(len, texts))
+def _line(generation: int, paused: bool, bundles: List[Dict[str, Any]], forgotten: List[str]) -> bytes:
+    entry: Dict[str, Any] = {"generation": generation, "paused": paused, "bundles": bundles}
+    if forgotten:
+        entry["forget"] = forgotten
+    return (journal.dumps(entry) + "\n").encode()

@@ -49,13 +49,9 @@ def read(layout: Layout) -> Snapshot:
 
 def read_state(layout: Layout) -> "State":
     """As `read`, but as the daemon's records, for the commands that act on them (StateError if unreadable)."""
-    from .state import State, StateError, parse
+    from .state import read
 
-    try:
-        found = glance.newest(layout.state_file, parse, (ValueError, KeyError, TypeError, StateError))
-    except glance.Unreadable as exc:
-        raise StateError(str(exc)) from None
-    return State(client_id="") if found is None else found
+    return read(layout.state_file).value
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from chtcd import condor, localpool
+from chtcd import condor, glance, localpool
 from chtcd.wait import wait_for  # noqa: F401  (the tests import it from here)
 from chtcd.demo import write_config
 
@@ -116,10 +116,9 @@ class Chtcd:
 
     def status_in_flight(self) -> bool:
         """Whether the daemon's state has a bundle between submission and release (read directly: cheap to poll)."""
-        path = self.base / "state" / "state.json"
         try:
-            bundles = json.loads(path.read_text())["bundles"]
-        except (OSError, ValueError, KeyError):
+            bundles = glance.read(self.base / "state" / "state.json").bundles
+        except (OSError, glance.Unreadable):
             return False
         return any(b["stage"] not in ("claimed", "done") for b in bundles)
 

@@ -30,17 +30,6 @@ def test_save_only_when_changed(tmp_path):
     assert store.save(state)
 
 
-def test_corrupt_file_falls_back_to_previous_generation(tmp_path):
-    store = Store(tmp_path / "state.json")
-    state = sample()
-    store.save(state)
-    state.bundles["b1"].stage = Stage.READY
-    store.save(state)
-    (tmp_path / "state.json").write_text('{"schema": 1, "bund')
-    loaded = Store(tmp_path / "state.json").load()
-    assert loaded.bundles["b1"].stage == Stage.RUNNING
-
-
 def test_schema_version_is_written(tmp_path):
     Store(tmp_path / "state.json").save(sample())
     assert json.loads((tmp_path / "state.json").read_text())["schema"] == 1

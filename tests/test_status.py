@@ -188,12 +188,12 @@ def test_detail_counts_every_phase_and_the_exit_codes(setup):
     assert row["jobs"] == {"spooling": 1, "idle": 1, "running": 1, "held": 1, "done": 3, "removed": 1}
 
 
-def test_a_torn_state_file_is_read_from_the_generation_before(setup):
+def test_a_save_cut_short_is_read_as_the_save_before_it(setup):
     config, layout, _ = setup
     store = Store(layout.state_file)
     store.save(State(client_id="c", bundles={"id-alpha": running("alpha")}))
     store.save(State(client_id="c", bundles={"id-alpha": running("alpha"), "id-beta": running("beta")}))
-    layout.state_file.write_text('{"schema": 1, "bund')
+    store.files.journal.write_bytes(store.files.journal.read_bytes()[:-20])  # the second save's line, cut short
     done = chtcd("status", "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == ["alpha"]

@@ -134,7 +134,7 @@ def test_files_chtcd_writes_are_private(tmp_path, logging_to):
             handler.doRollover()
     log.get("chtcd.test").info("after rollover")
     written = [
-        store.path, store.previous, store.client_id_path, logging_to, logging_to.with_name("chtcd.log.1"),
+        store.path, store.files.journal, store.client_id_path, logging_to, logging_to.with_name("chtcd.log.1"),
         folder / report.REPORT_NAME,
     ]
     for path in written:

@@ -1,0 +1,164 @@
+"""The state's files, and reading them: a snapshot, and a journal of what each save changed since.
+
+A save appends one JSON line to the journal (the bundles it changed, each with
+only its changed jobs, and the ids of those forgotten), so its cost follows the
+change, not the queue. Now and then the store writes the whole state as a new
+snapshot, one generation on, and the journal starts again. The files, beside
+`state.json`:
+
+- `state.json`: the snapshot, and its `generation` (0 when missing: a file
+  written before the journal existed);
+- `state.journal`: one line a save, each naming the generation it follows;
+- `state.json.prev` and `state.journal.prev`: the generation before, with its
+  journal, in case `state.json` is ever damaged.
+
+Reading takes the newest snapshot that reads and replays, in order, the lines
+of its generation, each journal up to its first line that is not whole (a
+save cut short by a crash: the state is then as the save before it left it). Lines of another generation are ones a later snapshot already holds, or
+ones written before a snapshot that never landed.
+
+This module is only plain dicts and bytes: `chtcd status` reads through it
+without the daemon's records (see `glance`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Generic, List, NamedTuple, Optional, Tuple, Type, TypeVar
+
+T = TypeVar("T")
+Loads = Callable[[bytes], Any]
+
+
+class Files(NamedTuple):
+    snapshot: Path
+    previous: Path
+    journal: Path
+    journal_before: Path
+
+
+def files(state_file: Path) -> Files:
+    journal = state_file.with_name(state_file.stem + ".journal")
+    return Files(state_file, state_file.with_name(state_file.name + ".prev"), journal, journal.with_name(journal.name + ".prev"))
+
+
+def entries(raw: bytes, loads: Loads) -> Tuple[List[Dict[str, Any]], int]:
+    """A journal's whole lines as dicts, up to the first that is not one; and the length of those lines in bytes."""
+    found: List[Dict[str, Any]] = []
+    at = 0
+    while True:
+        end = raw.find(b"\n", at)
+        if end < 0:
+            return found, at  # what follows the last newline was cut short
+        try:
+            entry = loads(raw[at:end])
+        except ValueError:
+            return found, at
+        if not isinstance(entry, dict) or not isinstance(entry.get("generation"), int):
+            return found, at
+        found.append(entry)
+        at = end + 1
+
+
+def mend(path: Path) -> bool:
+    """Cut a journal back to its whole lines, so that the next save's line follows one; whether it had to be.
+
+    Only the daemon, holding its lock, calls this: it is the journal's one writer.
+    """
+    raw = _bytes(path)
+    _, good = entries(raw, json.loads)
+    if good == len(raw):
+        return False
+    os.truncate(path, good)
+    return True
+
+
+def replay(data: Dict[str, Any], journals: List[bytes], loads: Loads) -> Tuple[Dict[str, Any], int]:
+    """The snapshot `data` with its generation's journal lines applied in order (in place), and how many were.
+
+    Each journal counts up to its first line that is not whole (a save cut short by a crash: the state
+    is as the save before it left it); a line naming a bundle the state lacks ends that journal too.
+    At most one journal holds lines of a snapshot's generation: `state.journal.prev` only while a new
+    snapshot is being written, and then the store appends nothing until it lands.
+    """
+    generation = data.get("generation", 0)
+    bundles = {b["id"]: b for b in data.get("bundles", [])}  # a repeated id: the last one, as the daemon sees it
+    paused = data.get("paused", False)
+    applied = 0
+    for raw in journals:
+        found, _ = entries(raw, loads)
+        for entry in found:
+            if entry["generation"] != generation:
+                continue
+            if not _apply(entry, bundles):
+                break
+            paused = entry.get("paused", paused)
+            applied += 1
+    data["bundles"] = list(bundles.values())
+    data["paused"] = paused
+    return data, applied
+
+
+def _apply(entry: Dict[str, Any], bundles: Dict[str, Dict[str, Any]]) -> bool:
+    for bundle in entry.get("bundles", ()):
+        changed = bundle.pop("changed_jobs", None)
+        if changed is not None:  # the bundle's head, and only its jobs that changed
+            known = bundles.get(bundle["id"])
+            if known is None:
+                return False
+            bundle["jobs"] = known["jobs"]
+            bundle["jobs"].update(changed)
+        bundles[bundle["id"]] = bundle
+    for key in entry.get("forget", ()):
+        bundles.pop(key, None)
+    return True
+
+
+@dataclass
+class Found(Generic[T]):
+    value: T
+    generation: int
+    previous: bool  # read from the generation before: state.json did not read
+    replayed: int  # journal lines applied
+    snapshot_bytes: int
+    journal_bytes: int
+
+
+def read(
+    state_file: Path, loads: Loads, convert: Callable[[Dict[str, Any]], T], errors: Tuple[Type[Exception], ...]
+) -> Tuple[Optional[Found[T]], List[str]]:
+    """The state as last saved, made by `convert` from its dict; None when no snapshot exists or none reads.
+    Beside it, each snapshot's problem (`errors` raised while reading it), naming the file."""
+    paths = files(state_file)
+    journals = [_bytes(paths.journal_before), _bytes(paths.journal)]
+    problems = []
+    for candidate in (paths.snapshot, paths.previous):
+        try:
+            raw = candidate.read_bytes()
+        except FileNotFoundError:
+            continue
+        try:
+            data = loads(raw)
+            if not isinstance(data, dict):
+                raise TypeError("the state is not a JSON object")
+            generation = data.get("generation", 0)
+            data, replayed = replay(data, journals, loads)
+            value = convert(data)
+        except errors as exc:
+            problems.append(f"{candidate.name}: {exc}")
+            continue
+        return Found(value, generation, candidate == paths.previous, replayed, len(raw), len(journals[1])), problems
+    return None, problems
+
+
+def _bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+dumps = json.JSONEncoder(separators=(",", ":")).encode
