@@ -255,7 +255,7 @@ class Store:
                         os.replace(broken, broken.with_name(f"{broken.name}.corrupt-{stamp}"))
                 self.recovered_from = "nothing: both generations were unreadable and were kept aside"
             return State(client_id=self._client_id())
-        self.recovered_from = "previous generation" if found.previous else None
+        self.recovered_from = "previous generation" if problems else None  # (none: a crash between a snapshot's renames)
         self._generation, self._snapshot_bytes, self._journal_bytes = found.generation, found.snapshot_bytes, found.journal_bytes
         # state.json did not read, or a snapshot was cut short after its journal moved aside: write one before any line
         self._snapshot_due = found.previous or (found.replayed > 0 and found.journal_bytes == 0)
