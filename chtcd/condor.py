@@ -346,6 +346,22 @@ def _classify(exc: BaseException, doing: str) -> CondorError:
     return Unreachable(f"{doing}: {text}")
 
 
+def _acted(result: Any, doing: str) -> None:
+    """The schedd answers an act it refused with counts in an ad, not an error: a refusal is the bundle's fault."""
+    denied, failed = int(result.get("TotalPermissionDenied", 0)), int(result.get("TotalError", 0))
+    if denied:
+        raise BundleFault(_refused(doing, f"{denied} job(s)", "permission denied"))
+    if failed:
+        raise BundleFault(f"the access point could not act on {failed} job(s), while {doing}")
+
+
+def _refused(doing: str, which: str, why: str) -> str:
+    return (
+        f"the access point refused {doing} for {which} ({why}): most likely this token's identity is not the one "
+        "that submitted them. Fetch a token for that identity (chtcd token fetch), then chtcd retry NAME"
+    )
+
+
 def _said(text: str, doing: str) -> str:
     """A failed transfer in plain words first, then what chtcd was doing, then HTCondor's own text."""
     return f"{plain_words(text)}, while {doing}; HTCondor said: {text}"
@@ -1081,12 +1097,15 @@ class AccessPoint:
             except Exception as exc:
                 if "Unable to edit jobs matching constraint" not in str(exc):
                     raise
-                # nothing matched: newer clients' LeaveJobInQueue already let the retrieved jobs go
-            schedd.act(self._h.JobAction.Remove, f"{which} && JobStatus != 4 && JobStatus != 3")
+                # Nothing matched (newer clients' LeaveJobInQueue already let the retrieved jobs go), or
+                # the schedd refused every one: it says the same of both, so look whether any is still there.
+                if schedd.query(f"{which} && JobStatus == 4", projection=["ProcId"], limit=1):
+                    raise BundleFault(_refused(doing, "its finished jobs", "the access point would not let them leave its queue")) from None
+            _acted(schedd.act(self._h.JobAction.Remove, f"{which} && JobStatus != 4 && JobStatus != 3"), doing)
 
     def remove(self, constraint: str) -> None:
         with self._job_call("removing jobs") as schedd:
-            schedd.act(self._h.JobAction.Remove, constraint)
+            _acted(schedd.act(self._h.JobAction.Remove, constraint), f"removing jobs ({constraint})")
 
     # ---- why a job is idle: the schedd's view of one job, then the slots, clause by clause ----
 
