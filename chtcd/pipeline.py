@@ -29,7 +29,7 @@ from .faults import Outage
 from .lifecycle import Phase
 from .log import get as get_logger
 from .outbox import Outbox, claim, new_bundle_id, sync_claims
-from .state import BundleRecord, JobRecord, Stage, State, Store
+from .state import BundleRecord, Stage, State, Store
 from .tracking import Tracker
 
 log = get_logger("chtcd.pipeline")
@@ -175,7 +175,7 @@ class Pipeline:
         record.cluster = submitted.cluster
         record.job_count = submitted.procs
         record.submitted_at = now
-        record.jobs = {str(p): JobRecord(proc=p, status=5, hold_code=lifecycle.SPOOLING_HOLD_CODE) for p in range(submitted.procs)}
+        record.jobs = tracking.spooling(submitted.procs)
         record.stage = Stage.SUBMITTED
         try:
             with self._step("spool"):

@@ -108,6 +108,23 @@ def tally(jobs: Dict[str, JobRecord]) -> Tally:
     return Tally(present, waiting, settled, idle, oldest)
 
 
+_procs: List[int] = []
+_keys: List[str] = []
+
+
+def spooling(count: int) -> Dict[str, JobRecord]:
+    """The records of a cluster just submitted: every job held for its inputs.
+
+    Its job numbers and their keys are objects shared with every other
+    bundle's (four 20,000-job bundles hold one "0".."19999" between them, not
+    four), which a merge keeps (`_merge_bundle` reuses the record's `proc`).
+    """
+    for proc in range(len(_procs), count):
+        _procs.append(proc)
+        _keys.append(str(proc))
+    return {key: JobRecord(proc=proc, status=5, hold_code=lifecycle.SPOOLING_HOLD_CODE) for proc, key in zip(_procs[:count], _keys)}
+
+
 def listed(bundles: Dict[str, BundleRecord]) -> Tuple[str, ...]:
     """The bundles asked for in full on every tick (and left out of the count)."""
     return tuple(r.id for r in bundles.values() if r.stage in LISTED_STAGES)
@@ -209,7 +226,7 @@ def _merge_bundle(record: BundleRecord, mine: List[condor.JobAd], now: float, co
             continue  # as the last tick saw it: keep the record (most jobs, most ticks)
         was_held = old is not None and lifecycle.phase(old) == Phase.HELD
         job = JobRecord(
-            proc=ad.proc,
+            proc=old.proc if old is not None else ad.proc,  # the answer's int, kept, would pin its freed memory (18 MB at 92,000 jobs)
             status=ad.status,
             entered_status_at=ad.entered_status_at,
             hold_code=ad.hold_code,
