@@ -457,7 +457,8 @@ def baseline_round(pool: localpool.LocalPool, observer: condor.AccessPoint, work
 def bindings_round(door: condor.AccessPoint, observer: condor.AccessPoint, pool: localpool.LocalPool, work: Path, names: List[str]) -> Tuple[float, float]:
     """The floor: this process calling the bindings' submit and spool (through the door) over the bundles, nothing else.
 
-    Each bundle is read by the clean room beforehand, untimed: what the floor times is the submit and spool alone.
+    Every submit, then every spool, as chtcd sends a batch. Each bundle is read by the clean room beforehand,
+    untimed: what the floor times is the submit and spool alone.
     """
     folders = [write_small(work, name) for name in names]
     read = condor.describe_many([(SMALL_SUB, folder) for folder in folders], checks.FILE_COMMANDS, pool.submit_defaults)
@@ -468,9 +469,12 @@ def bindings_round(door: condor.AccessPoint, observer: condor.AccessPoint, pool:
     quiet(observer)
     try:
         t0 = time.monotonic()
+        sent = []
         for folder, description in zip(folders, descriptions):
             submitted = door.submit(description, folder, {})
             clusters.append(submitted.cluster)
+            sent.append((submitted, folder))
+        for submitted, folder in sent:
             door.spool(submitted, folder)
         loop = time.monotonic() - t0
         constraint = f"member(ClusterId, {{{', '.join(map(str, clusters))}}})"

@@ -110,13 +110,16 @@ class Pipeline:
         self._submit_batch([record], now)
 
     def _submit_batch(self, records: List[BundleRecord], now: float) -> None:
-        """Check each bundle, mark the good ones `submitting` in one save, then submit and spool them in turn.
+        """Check each bundle, mark the good ones `submitting` in one save, submit them all, then spool them all.
 
         One save covers the batch because a `submitting` bundle is settled by its
         id on the next tick whatever happened to it (not on the schedd: submitted
         again; held for spooling: submitted again; spooled: adopted). A crash
         leaves at most the batch in doubt, and what was never sent goes back to
-        `claimed`, so an outage costs no lookups.
+        `claimed`, so an outage costs no lookups. Submits go first because the
+        schedd forks a worker for each spool's transfer (`spoolJobFiles`), and a
+        submit that follows a spool waits on it: on the local pool, 40 small
+        bundles went out in 0.85 of the time of submit-and-spool in turn.
         """
         checked = self._check(records, now)
         if not checked or not self._ensure_credentials():
@@ -125,12 +128,19 @@ class Pipeline:
             record.submit_file = found.submit_file.name
             record.stage = Stage.SUBMITTING
         self._save()  # commit point: from here each one's submit is in doubt until it returns or is reconciled
+        sent: List[Tuple[BundleRecord, condor.Submitted]] = []
         for n, (record, found) in enumerate(checked):
             if self.stopping.is_set() or not self.outage.calls_allowed:
                 for unsent, _ in checked[n:]:
                     unsent.stage = Stage.CLAIMED
                 break
-            self._send(record, found, now)
+            submitted = self._send(record, found, now)
+            if submitted is not None:
+                sent.append((record, submitted))
+        for record, submitted in sent:
+            if self.stopping.is_set() or not self.outage.calls_allowed:
+                break  # the rest stay `submitted`, held for spooling: settled by their ids like any in doubt
+            self._upload(record, submitted, now)
 
     def _check(self, records: List[BundleRecord], now: float) -> List[Tuple[BundleRecord, bundles.Bundle]]:
         """The bundles that may be sent (`admission`), with what to send; the others go back with the reason."""
@@ -153,33 +163,36 @@ class Pipeline:
             passed.append((record, verdict.found))
         return passed
 
-    def _send(self, record: BundleRecord, found: bundles.Bundle, now: float) -> None:
-        """Submit and spool one checked bundle; its record is saved with the batch's next save.
+    def _send(self, record: BundleRecord, found: bundles.Bundle, now: float) -> Optional[condor.Submitted]:
+        """Submit one checked bundle; None if that failed. Its record is saved with the batch's next save.
 
-        A submit or spool that fails for this bundle alone leaves it `submitting` or
-        `submitted`, on its own budget: a later tick settles it by its id and sends it again.
+        A submit that fails for this bundle alone leaves it `submitting`, on its own
+        budget: a later tick settles it by its id and sends it again.
         """
-        folder = self._folder(record)
         try:
             with self._step("submit"):
-                submitted = self.ap.submit(found.description, folder, condor.stamps(record.id, self.state.client_id))
+                submitted = self.ap.submit(found.description, self._folder(record), condor.stamps(record.id, self.state.client_id))
         except condor.Refused as exc:
             self._reject(record, str(exc), now)
-            return
+            return None
         except condor.Unreachable as exc:
             self._unreachable(exc)
-            return
+            return None
         except condor.BundleFault as exc:
             self._trouble(record, exc, now)
-            return
+            return None
         record.cluster = submitted.cluster
         record.job_count = submitted.procs
         record.submitted_at = now
         record.jobs = tracking.spooling(submitted.procs)
         record.stage = Stage.SUBMITTED
+        return submitted
+
+    def _upload(self, record: BundleRecord, submitted: condor.Submitted, now: float) -> None:
+        """Spool a submitted bundle's inputs; one that fails stays `submitted`, on its own budget, settled by its id."""
         try:
             with self._step("spool"):
-                self._spool(submitted, folder)
+                self._spool(submitted, self._folder(record))
         except condor.Unreachable as exc:
             self._unreachable(exc)
             return

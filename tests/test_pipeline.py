@@ -144,9 +144,42 @@ def test_outage_in_the_middle_of_a_batch_sends_the_rest_later_once_each(env):
     ap.submit = second_fails
     pipe.intake(1.0)
     stages = {r.name: r.stage for r in pipe.state.bundles.values()}
-    assert stages == {"a": Stage.RUNNING, "b": Stage.SUBMITTING, "c": Stage.CLAIMED}
+    assert stages == {"a": Stage.SUBMITTED, "b": Stage.SUBMITTING, "c": Stage.CLAIMED}, "no spool once the access point is gone"
     assert {r.name: r.stage for r in pipe.store.load().bundles.values()} == stages, "the batch's outcome is on disk"
     ap.down, ap.submit = False, submit
+    for t in range(2, 12):
+        pipe.tick(float(t))
+    assert sorted(job.ad.bundle_id for job in ap.jobs.values()) == sorted(pipe.state.bundles), "each bundle once"
+    assert {r.stage for r in pipe.state.bundles.values()} == {Stage.RUNNING}
+
+
+def test_a_batch_is_submitted_whole_before_any_spool(env):
+    pipe, ap, layout = env
+    for name in ("a", "b", "c"):
+        drop(layout, name)
+    pipe.intake(1.0)
+    sent = [c for c in ap.calls if c in ("submit", "spool")]
+    assert sent == ["submit"] * 3 + ["spool"] * 3
+    assert {r.stage for r in pipe.state.bundles.values()} == {Stage.RUNNING}
+
+
+def test_outage_during_the_spools_leaves_the_rest_submitted_and_each_goes_out_once(env):
+    pipe, ap, layout = env
+    for name in ("a", "b", "c"):
+        drop(layout, name)
+    spool = ap.spool
+
+    def second_fails(*args, **kwargs):
+        if ap.calls.count("spool") == 1:
+            ap.down = True
+        return spool(*args, **kwargs)
+
+    ap.spool = second_fails
+    pipe.intake(1.0)
+    stages = {r.name: r.stage for r in pipe.state.bundles.values()}
+    assert stages == {"a": Stage.RUNNING, "b": Stage.SUBMITTED, "c": Stage.SUBMITTED}
+    assert ap.calls.count("spool") == 2, "the outage stops the batch's spools"
+    ap.down, ap.spool = False, spool
     for t in range(2, 12):
         pipe.tick(float(t))
     assert sorted(job.ad.bundle_id for job in ap.jobs.values()) == sorted(pipe.state.bundles), "each bundle once"
