@@ -137,8 +137,8 @@ class Pipeline:
             submitted = self._send(record, found, now)
             if submitted is not None:
                 sent.append((record, submitted))
-        for record, submitted in sent:
-            if self.stopping.is_set() or not self.outage.calls_allowed:
+        for record, submitted in sent:  # spooled even when stopping: what was submitted is finished, not left in doubt
+            if not self.outage.calls_allowed:
                 break  # the rest stay `submitted`, held for spooling: settled by their ids like any in doubt
             self._upload(record, submitted, now)
 
