@@ -186,6 +186,23 @@ def test_outage_during_the_spools_leaves_the_rest_submitted_and_each_goes_out_on
     assert {r.stage for r in pipe.state.bundles.values()} == {Stage.RUNNING}
 
 
+def test_a_stop_during_a_batch_spools_what_was_submitted_and_sends_nothing_more(env):
+    pipe, ap, layout = env
+    for name in ("a", "b", "c"):
+        drop(layout, name)
+    submit = ap.submit
+
+    def stop_after_the_second(*args, **kwargs):
+        if ap.calls.count("submit") == 1:
+            pipe.stopping.set()
+        return submit(*args, **kwargs)
+
+    ap.submit = stop_after_the_second
+    pipe.intake(1.0)
+    assert {r.name: r.stage for r in pipe.state.bundles.values()} == {"a": Stage.RUNNING, "b": Stage.RUNNING, "c": Stage.CLAIMED}
+    assert [c for c in ap.calls if c in ("submit", "spool")] == ["submit", "submit", "spool", "spool"]
+
+
 def test_crash_after_claim_before_save_is_adopted(env):
     pipe, ap, layout = env
     slot = layout.work_slot("20260101-000000-abcdef")
