@@ -125,6 +125,10 @@ class JobAd:
     request_cpus: Optional[int] = None
 
 
+
+ClusterRange = Tuple[Optional[int], Optional[int]]
+"""ClusterIds from the first (included) to the second (left out); None leaves that side open."""
+
 @dataclass(frozen=True)
 class Count:
     """The schedd's summary of a constraint: how many jobs match, and its clock when it counted."""
@@ -878,7 +882,9 @@ class Door(Protocol):
 
     def count_client(self, client_id: str, excluding: Sequence[str] = ()) -> Count: ...
 
-    def query_client(self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = ()) -> List[JobAd]: ...
+    def query_client(
+        self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = (), clusters: ClusterRange = (None, None)
+    ) -> List[JobAd]: ...
 
     def history(self, constraint: str, limit: int = -1) -> List[JobAd]: ...
 
@@ -1044,13 +1050,21 @@ class AccessPoint:
             raise Unreachable("counting the queue: the schedd sent no summary")
         return Count(jobs=int(ads[0].get("Jobs", 0)), server_time=float(ads[0].get("ServerTime", 0)))
 
-    def query_client(self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = ()) -> List[JobAd]:
+    def query_client(
+        self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = (), clusters: ClusterRange = (None, None)
+    ) -> List[JobAd]:
         """The tick's query: the jobs of this client that entered their status at ``since`` or later, and
-        every job of the bundles ``listed``; with no ``since``, every job of this client.
+        every job of the bundles ``listed``; with no ``since``, every job of this client; either way only
+        those of ``clusters`` (from, below; None: no bound), one page of a full query (`tracking.pages`).
 
         Values many jobs share (a cluster, a second, a hold reason) become one object each (`_job_ad`'s ``seen``).
         """
         constraint = _client_constraint(client_id)
+        low, high = clusters
+        if low is not None:
+            constraint += f" && ClusterId >= {int(low)}"
+        if high is not None:
+            constraint += f" && ClusterId < {int(high)}"
         if since is not None:
             constraint += f" && (EnteredCurrentStatus >= {int(since)}{_or_member(listed)})"
         with memory.no_cycle_collection():

@@ -614,6 +614,18 @@ def daemon_on(pool: LocalPool, daemon: str = "schedd") -> None:
     _in_root(pool.root, "condor_on", "-daemon", daemon)
 
 
+def as_administrator(pool: LocalPool, tool: str, constraint: str) -> None:
+    """``condor_rm``, ``condor_hold`` or ``condor_release`` of jobs as the pool's administrator, whoever
+    submitted them: for tests and benchmarks acting behind chtcd's back, and cleaning up.
+
+    (Acting as a token's identity from a process that spoke as another one before is refused without
+    an error: the bindings keep one security session per schedd per process.)
+    """
+    if tool not in ("condor_rm", "condor_hold", "condor_release"):
+        raise ValueError(f"{tool} is not one of the job tools")
+    _in_root(pool.root, tool, "-constraint", constraint)
+
+
 def issue_token(pool: LocalPool, tag: str, token_dir: os.PathLike | str) -> str:
     """A token for the pool's user under its own identity, ``<user>@<tag>.<uid domain>``.
 

@@ -236,7 +236,10 @@ class Pipeline:
                     in_full = tracking.listed(self.state.bundles)
                     count = self.ap.count_client(client, in_full)
                     ask = self.tracker.ask(tracked, in_full, count, now)
-                    ads = self.ap.query_client(client, ask.since, ask.listed)
+                    if ask.full:  # a page at a time: the bindings hold each answer whole, as ClassAds
+                        ads = [ad for page in tracking.pages(tracked) for ad in self.ap.query_client(client, None, ask.listed, page)]
+                    else:
+                        ads = self.ap.query_client(client, ask.since, ask.listed)
             except condor.Unreachable as exc:
                 self._unreachable(exc)
             else:

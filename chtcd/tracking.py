@@ -125,6 +125,30 @@ def spooling(count: int) -> Dict[str, JobRecord]:
     return {key: JobRecord(proc=proc, status=5, hold_code=lifecycle.SPOOLING_HOLD_CODE) for proc, key in zip(_procs[:count], _keys)}
 
 
+PAGE_JOBS = 20_000
+"""A query for every job asks for about this many at a time: the bindings hold a whole answer as
+ClassAds (about 2 KB a job) before a single one can be read, so 92,000 jobs asked for at once took
+180 MB more for a moment; pages of 20,000 take some 40 MB, each freed before the next is asked for."""
+
+
+def pages(tracked: Sequence[BundleRecord]) -> List[condor.ClusterRange]:
+    """ClusterId ranges for a query of every job, each with at most `PAGE_JOBS` tracked jobs (or one cluster,
+    if it is bigger); together they cover every ClusterId, so jobs no record knows are found too."""
+    per_cluster: Dict[int, int] = {}
+    for r in tracked:
+        if r.cluster is not None:
+            per_cluster[r.cluster] = per_cluster.get(r.cluster, 0) + (len(r.jobs) or r.job_count or 0)
+    bounds: List[Optional[int]] = [None]
+    in_page = 0
+    for cluster, jobs in sorted(per_cluster.items()):
+        if in_page and in_page + jobs > PAGE_JOBS:
+            bounds.append(cluster)
+            in_page = 0
+        in_page += jobs
+    bounds.append(None)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def listed(bundles: Dict[str, BundleRecord]) -> Tuple[str, ...]:
     """The bundles asked for in full on every tick (and left out of the count)."""
     return tuple(r.id for r in bundles.values() if r.stage in LISTED_STAGES)

@@ -76,12 +76,16 @@ class FakeAccessPoint:
         jobs = sum(1 for j in self.jobs.values() if j.client == client_id and j.ad.bundle_id not in excluding)
         return condor.Count(jobs=jobs, server_time=float(self.clock))
 
-    def query_client(self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = ()) -> List[condor.JobAd]:
+    def query_client(
+        self, client_id: str, since: Optional[float] = None, listed: Sequence[str] = (), clusters: condor.ClusterRange = (None, None)
+    ) -> List[condor.JobAd]:
         """Like the schedd's: `since` compares with when the job last changed status (here, by the change counter)."""
         self._call("query")
+        low, high = clusters
         return [
             j.ad for j in self.jobs.values()
             if j.client == client_id and (since is None or j.changed >= since or j.ad.bundle_id in listed)
+            and (low is None or j.ad.cluster >= low) and (high is None or j.ad.cluster < high)
         ]
 
     def retrieve(self, job_ids: Sequence[str]) -> None:

@@ -152,3 +152,4 @@ def ran_clusters(pool: localpool.LocalPool, bundle_id: str) -> List[int]:
     constraint = f'{condor.BUNDLE_ATTR} == "{bundle_id}"'
     ads = door.query(constraint) + door.history(constraint)
     return sorted({ad.cluster for ad in ads if ad.status == 4 or (ad.starts or 0) > 0})
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from chtcd import condor, tracking
 from chtcd.state import BundleRecord, JobRecord, Stage
 from fakes import drop, fake_pipeline
@@ -92,3 +94,38 @@ def test_a_steady_tally_means_the_lifecycle_would_only_wait():
         assert bool(counted.idle) == idle.still_idle(r)
         assert idle.due(r, now, 600, counted.oldest_idle) == idle.due(r, now, 600)
     assert 300 < steady < 2700, "both kinds were tried"
+
+
+def test_a_full_query_s_pages_cover_every_cluster_once_each_within_the_page_size(monkeypatch):
+    import random
+
+    monkeypatch.setattr(tracking, "PAGE_JOBS", 3000)
+    rng = random.Random(3)
+    for _ in range(200):
+        records = [running(f"b{n}", rng.randrange(1, 10_000), rng.choice([1, 1, 5, 400, 2500])) for n in range(rng.randrange(0, 40))]
+        clusters = sorted({r.cluster for r in records})
+        pages = tracking.pages(records)
+        assert pages[0][0] is None and pages[-1][1] is None, "open at both ends: jobs no record knows are asked for too"
+        assert all(a[1] == b[0] for a, b in zip(pages, pages[1:])), "each page starts where the one before ends"
+        for low, high in pages:
+            inside = [r for r in records if (low is None or r.cluster >= low) and (high is None or r.cluster < high)]
+            jobs = sum(len(r.jobs) for r in inside)
+            assert jobs <= tracking.PAGE_JOBS or len({r.cluster for r in inside}) == 1, (low, high, jobs)
+        assert all(low is None or low in clusters for low, _ in pages), "pages split between clusters"
+        assert sum(len(r.jobs) for r in records) <= tracking.PAGE_JOBS or len(pages) > 1
+
+
+def test_a_full_query_in_pages_finds_what_one_query_would(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracking, "PAGE_JOBS", 3)
+    pipe, ap, layout = fake_pipeline(tmp_path)
+    for name, n in (("a", 2), ("b", 3), ("c", 2), ("d", 1)):
+        drop(layout, name, f"queue {n}")
+    pipe.tick(1.0)
+    ap.calls.clear()
+    stray = next(iter(ap.jobs.values()))
+    ap.jobs[(999, 0)] = dataclasses.replace(stray, ad=dataclasses.replace(stray.ad, cluster=999, bundle_id="lost"))
+    pipe.tracker.full_at = None  # the next tick asks for every job
+    pipe.tick(2.0)
+    assert ap.calls.count("query") == len(tracking.pages([r for r in pipe.state.bundles.values()])) == 3
+    assert pipe.tracker.others == 1, "the job no record knows was found in the last page"
+    assert all(not j.gone for r in pipe.state.bundles.values() for j in r.jobs.values())
