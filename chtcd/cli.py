@@ -82,7 +82,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = configuration.load(args.config)
     layout = Layout.from_config(config)
     try:
-        state = status.read(layout)
+        state = status.read(layout, [args.name] if args.name else ())
     except glance.Unreadable as exc:
         return _fail(str(exc))
     now = time.time()

@@ -13,8 +13,10 @@ names, the schema, a job's phase) are held to theirs by tests/test_status_glance
 from __future__ import annotations
 
 import json
+import operator
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from . import journal
 
@@ -83,7 +85,42 @@ def tally(jobs: Mapping[str, Mapping[str, Any]]) -> Tally:
         else:  # none of those fields, all at their defaults: most jobs, most of the time
             kind = job["status"]
         kinds[kind] = kinds.get(kind, 0) + 1
-    alike = tuple(kinds.items())
+    return _of_kinds(
+        tuple(kinds.items()),
+        lambda: (
+            (j["proc"], j.get("hold_code"), j.get("hold_reason"))
+            for j in jobs.values()
+            if j["status"] == 5 and phase(5, j.get("gone", False), j.get("hold_code")) == "held"
+        ),
+        lambda: (
+            _time(j.get("completed_at"))
+            for j in jobs.values()
+            if j["status"] == 4 and not j.get("gone") and not j.get("retrieved")
+        ),
+    )
+
+
+_KIND = operator.attrgetter("status", "gone", "hold_code", "exit_code", "retrieved")
+
+
+def tally_of(jobs: Collection[Any]) -> Tally:
+    """The tally of a bundle's job records (`state.JobRecord`, read by attribute: this module does not import them)."""
+    return _of_kinds(
+        tuple(Counter(map(_KIND, jobs)).items()),
+        lambda: (
+            (j.proc, j.hold_code, j.hold_reason) for j in jobs if j.status == 5 and phase(5, j.gone, j.hold_code) == "held"
+        ),
+        lambda: (j.completed_at for j in jobs if j.status == 4 and not j.gone and not j.retrieved),
+    )
+
+
+def _of_kinds(
+    alike: Tuple[Tuple[Any, int], ...],
+    held_jobs: Callable[[], Iterable[Tuple[int, Optional[int], Optional[str]]]],
+    unfetched_times: Callable[[], Iterable[Optional[float]]],
+) -> Tally:
+    """The tally of jobs counted by kind ((status, gone, hold code, exit code, retrieved), or a status alone);
+    the held jobs and the finish times of those not fetched are looked up only when there are some."""
     known = _ALIKE.get(alike)
     if known is not None:
         return known
@@ -96,28 +133,31 @@ def tally(jobs: Mapping[str, Mapping[str, Any]]) -> Tally:
         if exit_code not in (None, 0):
             exit_codes[exit_code] = exit_codes.get(exit_code, 0) + n
         unfetched = unfetched or (status == 4 and not gone and not retrieved)
-    held = []
-    if counts["held"]:
-        held = sorted(
-            (
-                (j["proc"], j.get("hold_code"), j.get("hold_reason"))
-                for j in jobs.values()
-                if j["status"] == 5 and phase(5, j.get("gone", False), j.get("hold_code")) == "held"
-            ),
-            key=lambda h: h[0],
-        )
-    oldest = None
-    if unfetched:
-        waiting = [
-            _time(j.get("completed_at"))
-            for j in jobs.values()
-            if j["status"] == 4 and not j.get("gone") and not j.get("retrieved")
-        ]
-        oldest = min((t for t in waiting if t), default=None)
+    held = sorted(held_jobs(), key=lambda h: h[0]) if counts["held"] else []
+    oldest = min((t for t in unfetched_times() if t), default=None) if unfetched else None
     result = Tally(counts, held, oldest, exit_codes)
     if not held and not unfetched:  # nothing in it that belongs to these jobs alone
         _ALIKE[alike] = result
     return result
+
+
+def tally_json(found: Tally) -> Dict[str, Any]:
+    """A tally as the state's files keep it beside each bundle, so that `status` need not read the jobs."""
+    data: Dict[str, Any] = {"counts": {k: n for k, n in found.counts.items() if n}}
+    if found.held:
+        data["held"] = [list(h) for h in found.held]
+    if found.oldest_unfetched is not None:
+        data["oldest_unfetched"] = found.oldest_unfetched
+    if found.exit_codes:
+        data["exit_codes"] = [[code, n] for code, n in found.exit_codes.items()]
+    return data
+
+
+def tally_from_json(data: Mapping[str, Any]) -> Tally:
+    counts = dict.fromkeys(PHASES, 0)
+    counts.update(data["counts"])
+    held = [(h[0], h[1], h[2]) for h in data.get("held", ())]
+    return Tally(counts, held, _time(data.get("oldest_unfetched")), {code: n for code, n in data.get("exit_codes", ())})
 
 
 _LATER_TIMES = ("submitted_at", "finished_at", "delivered_at", "first_error_at", "retry_at", "idle_explained_at")
@@ -142,7 +182,8 @@ def bundle(data: Dict[str, Any]) -> Bundle:
         if value is not None:
             data[key] = float(value)
     data["job_fields"] = data.get("jobs") or {}  # as the file holds them, for `status NAME` (sizing); no copy
-    data["jobs"] = tally(data["job_fields"])
+    stored = data.pop("tally", None)
+    data["jobs"] = tally(data["job_fields"]) if stored is None else tally_from_json(stored)
     return data
 
 
@@ -182,12 +223,16 @@ def _snapshot(data: Dict[str, Any]) -> Snapshot:
     return Snapshot(bool(data.get("paused", False)), [bundle(b) for b in data.get("bundles", [])])
 
 
-def read(state_file: Path) -> Snapshot:
+def read(state_file: Path, jobs_of: Collection[str] = ()) -> Snapshot:
     """The state as last saved (`journal.read`: the generation before if the last is damaged); never written.
 
-    Unreadable, naming each generation's problem, when a snapshot exists and none reads.
+    The jobs themselves are read only for the bundles ``jobs_of`` names or ids (their `job_fields`, for
+    `status NAME`); every bundle's tally is kept beside it. Unreadable, naming each generation's
+    problem, when a snapshot exists and none reads.
     """
-    found, problems = journal.read(state_file, _loads, _snapshot, (ValueError, KeyError, TypeError))
+    found, problems = journal.read(
+        state_file, _loads, _snapshot, (ValueError, KeyError, TypeError), lambda bundle: bundle.get("name") in jobs_of or bundle.get("id") in jobs_of
+    )
     if found is not None:
         return found.value
     if problems:

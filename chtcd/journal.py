@@ -127,11 +127,61 @@ class Found(Generic[T]):
     journal_bytes: int
 
 
+JOBS_LINE = b'{"jobs_of":'
+"""How the line of a bundle's jobs begins in a snapshot: a reader that does not want them skips it unread."""
+
+
+def snapshot(raw: bytes, loads: Loads, jobs: Callable[[Dict[str, Any]], bool]) -> Dict[str, Any]:
+    """A snapshot's bytes as one dict: its first line, with `bundles`, each with its `jobs` if ``jobs(bundle)`` says so.
+
+    A snapshot is JSON lines: the state's own fields; then each bundle's fields (with `tally`, what
+    `status` shows of its jobs), each followed by the line of its jobs if it has any. `status` reads the
+    first kind only, a few kilobytes however many jobs there are. A snapshot of one line, as written
+    before the journal, holds everything in that line.
+    """
+    end = _line_end(raw, 0)
+    data = loads(raw[:end])
+    if not isinstance(data, dict):
+        raise TypeError("the state is not a JSON object")
+    if "bundles" in data:
+        return data
+    bundles: List[Dict[str, Any]] = []
+    wanted = False
+    at = end + 1
+    while at < len(raw):  # line by line, without copying the jobs' lines that are not wanted
+        end = _line_end(raw, at)
+        if raw.startswith(JOBS_LINE, at):
+            if wanted:
+                found = loads(raw[at:end])
+                if found["jobs_of"] != bundles[-1]["id"]:
+                    raise ValueError(f"the jobs of {found['jobs_of']!r} follow the bundle {bundles[-1]['id']!r}")
+                bundles[-1]["jobs"] = found["jobs"]
+            wanted = False
+        elif end > at:
+            bundle = loads(raw[at:end])["bundle"]
+            bundle.setdefault("jobs", {})
+            bundles.append(bundle)
+            wanted = jobs(bundle)
+        at = end + 1
+    data["bundles"] = bundles
+    return data
+
+
+def _line_end(raw: bytes, at: int) -> int:
+    end = raw.find(b"\n", at)
+    return len(raw) if end < 0 else end
+
+
 def read(
-    state_file: Path, loads: Loads, convert: Callable[[Dict[str, Any]], T], errors: Tuple[Type[Exception], ...]
+    state_file: Path,
+    loads: Loads,
+    convert: Callable[[Dict[str, Any]], T],
+    errors: Tuple[Type[Exception], ...],
+    jobs: Callable[[Dict[str, Any]], bool] = lambda bundle: True,
 ) -> Tuple[Optional[Found[T]], List[str]]:
     """The state as last saved, made by `convert` from its dict; None when no snapshot exists or none reads.
-    Beside it, each snapshot's problem (`errors` raised while reading it), naming the file."""
+    Beside it, each snapshot's problem (`errors` raised while reading it), naming the file. Only the
+    bundles ``jobs`` picks (every one, unless told) have their jobs read: the others' `jobs` are empty."""
     paths = files(state_file)
     journals = [_bytes(paths.journal_before), _bytes(paths.journal)]
     problems = []
@@ -141,9 +191,7 @@ def read(
         except FileNotFoundError:
             continue
         try:
-            data = loads(raw)
-            if not isinstance(data, dict):
-                raise TypeError("the state is not a JSON object")
+            data = snapshot(raw, loads, jobs)
             generation = data.get("generation", 0)
             data, replayed = replay(data, journals, loads)
             value = convert(data)

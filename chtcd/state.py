@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import atomic, journal, memory
+from . import atomic, glance, journal, memory
 
 SCHEMA_VERSION = 1
 
@@ -106,6 +106,7 @@ class BundleRecord:
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> "BundleRecord":
         values = dict(data)
+        values.pop("tally", None)  # what `status` reads instead of the jobs (`glance.tally_json`)
         values["stage"] = _STAGES.get(data["stage"]) or Stage(data["stage"])
         values["jobs"] = {k: _job_from_json(v) for k, v in data.get("jobs", {}).items()}
         try:
@@ -258,7 +259,8 @@ class Store:
         self.recovered_from = "previous generation" if problems else None  # (none: a crash between a snapshot's renames)
         self._generation, self._snapshot_bytes, self._journal_bytes = found.generation, found.snapshot_bytes, found.journal_bytes
         # state.json did not read, or a snapshot was cut short after its journal moved aside: write one before any line
-        self._snapshot_due = found.previous or (found.replayed > 0 and found.journal_bytes == 0)
+        # or one written before the journal, which a journal line may not follow
+        self._snapshot_due = found.previous or (found.replayed > 0 and found.journal_bytes == 0) or found.generation == 0
         self._remember(found.value, found.value.bundles.values())
         return found.value
 
@@ -347,11 +349,20 @@ class Store:
 
 
 def _snapshot_parts(top: str, state: State) -> Any:
-    """The snapshot's bytes a bundle at a time: a bundle of 20,000 jobs is a few megabytes, the state is 20 times that."""
-    yield top[:-1].encode() + b',"bundles":['
-    for n, record in enumerate(state.bundles.values()):
-        yield (b"," if n else b"") + journal.dumps(record.to_json()).encode()
-    yield b"]}\n"
+    """The snapshot's lines (`journal.snapshot`) a bundle at a time: a bundle of 20,000 jobs is a few megabytes,
+    the state is 20 times that."""
+    yield top.encode() + b"\n"
+    for record in state.bundles.values():
+        head = _head_json(record)
+        head["tally"] = _tally(record)
+        yield b'{"bundle":' + journal.dumps(head).encode() + b"}\n"
+        if record.jobs:
+            jobs = journal.dumps({key: _job_json(job) for key, job in record.jobs.items()})
+            yield journal.JOBS_LINE + journal.dumps(record.id).encode() + b',"jobs":' + jobs.encode() + b"}\n"
+
+
+def _tally(record: BundleRecord) -> Dict[str, Any]:
+    return glance.tally_json(glance.tally_of(record.jobs.values()))
 
 
 def _touched(record: BundleRecord, saved: Optional[_Saved]) -> bool:
@@ -365,7 +376,9 @@ def _entry(record: BundleRecord, saved: Optional[_Saved]) -> Optional[Dict[str, 
     """A touched bundle for the journal: whole when its jobs were added or removed, else its fields and the jobs
     that changed; None when its new records are equal to the saved ones."""
     if saved is None or list(record.jobs) != saved.keys:
-        return record.to_json()
+        entry = record.to_json()
+        entry["tally"] = _tally(record)
+        return entry
     changed = {
         key: _job_json(job)
         for key, job, old in zip(saved.keys, record.jobs.values(), saved.jobs)
@@ -374,6 +387,7 @@ def _entry(record: BundleRecord, saved: Optional[_Saved]) -> Optional[Dict[str, 
     if not changed and saved.head == _bundle_values(record):
         return None
     entry = _head_json(record)
+    entry["tally"] = _tally(record)
     entry["changed_jobs"] = changed
     return entry
 

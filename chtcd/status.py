@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional
 
 from . import glance, heartbeat, tokens
 from .glance import Bundle, Snapshot
@@ -42,9 +42,9 @@ def tally_words(counts: Dict[str, int]) -> Dict[str, int]:
     return words
 
 
-def read(layout: Layout) -> Snapshot:
-    """The daemon's state as last saved (or the generation before, if the last is torn); never written."""
-    return glance.read(layout.state_file)
+def read(layout: Layout, jobs_of: Collection[str] = ()) -> Snapshot:
+    """The daemon's state as last saved (`glance.read`), with the jobs of the bundles ``jobs_of`` names; never written."""
+    return glance.read(layout.state_file, jobs_of)
 
 
 def read_state(layout: Layout) -> "State":

@@ -32,4 +32,4 @@ def test_save_only_when_changed(tmp_path):
 
 def test_schema_version_is_written(tmp_path):
     Store(tmp_path / "state.json").save(sample())
-    assert json.loads((tmp_path / "state.json").read_text())["schema"] == 1
+    assert json.loads((tmp_path / "state.json").read_text().splitlines()[0])["schema"] == 1

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from chtcd import journal, state as state_module
+from chtcd import glance, journal, state as state_module
 from chtcd.state import BundleRecord, JobRecord, Stage, State, Store, read
 
 
@@ -23,6 +23,10 @@ def state_with(bundles: int, jobs: int) -> State:
 
 def copy(state: State) -> State:
     return State.from_json(json.loads(json.dumps(state.to_json())))
+
+
+def _facts(tally: glance.Tally) -> tuple:
+    return tally.counts, tally.held, tally.oldest_unfetched, tally.exit_codes
 
 
 def lines(store: Store) -> list:
@@ -70,6 +74,8 @@ def test_what_is_read_follows_every_kind_of_change(tmp_path, small_journal):
         generations.add(found.generation)
         assert found.value == state, f"step {step}"
         assert list(found.value.bundles) == list(state.bundles), "bundles in the daemon's order"
+        shown = [(b["id"], _facts(b["jobs"])) for b in glance.read(store.path).bundles]
+        assert shown == [(r.id, _facts(glance.tally_of(r.jobs.values()))) for r in state.bundles.values()], "status, jobs unread"
     assert len(generations) > 3, "the run crossed several snapshots"
     assert Store(store.path).load() == state
 
@@ -93,7 +99,7 @@ def test_defaults_are_left_out_and_read_back(tmp_path):
     store = Store(tmp_path / "state.json")
     state = state_with(1, 1)
     store.save(state)
-    job = json.loads(store.path.read_bytes())["bundles"][0]["jobs"]["0"]
+    job = journal.snapshot(store.path.read_bytes(), json.loads, lambda bundle: True)["bundles"][0]["jobs"]["0"]
     assert "gone" not in job and "hold_code" not in job and job["starts"] == 0 and job["wall_seconds"] == 0.0
     assert Store(tmp_path / "state.json").load() == state
 

@@ -66,12 +66,16 @@ def test_the_file_read_tallies_as_the_records_do(bundles):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "state.json"
         Store(path).save(State(client_id="c", bundles={r.id: r for r in records}))
-        read = glance.read(path)
+        read = glance.read(path)  # the tallies the daemon kept beside each bundle, the jobs unread
+        with_jobs = glance.read(path, [r.name for r in records])
     assert [b["name"] for b in read.bundles] == [r.name for r in records]
-    for record, bundle in zip(records, read.bundles):
+    for record, bundle, jobs in zip(records, read.bundles, with_jobs.bundles):
         tally = bundle["jobs"]
         assert (tally.counts, tally.held, tally.oldest_unfetched, tally.exit_codes) == _expected(record)
         assert bundle["claimed_at"] == record.claimed_at
+        assert bundle["job_fields"] == {}, "status reads no job it does not show"
+        counted = glance.tally(jobs["job_fields"])  # the jobs as the file holds them, counted by `status NAME` alike
+        assert (counted.counts, counted.held, counted.oldest_unfetched, counted.exit_codes) == _expected(record)
 
 
 def test_bundles_alike_tally_alike_and_held_ones_keep_their_own_reasons():
