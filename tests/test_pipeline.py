@@ -130,27 +130,42 @@ def test_during_an_outage_attempts_thin_out_and_nothing_is_lost(env):
     assert report(layout, "o")["outcome"] == "delivered"
 
 
-def test_outage_in_the_middle_of_a_batch_sends_the_rest_later_once_each(env):
+def intake_of_three(env, call: str, then) -> dict:
+    """Bundles a, b and c dropped and taken in as one batch, ``then`` done as `call` is made the second time;
+    the stages they end in."""
     pipe, ap, layout = env
     for name in ("a", "b", "c"):
         drop(layout, name)
-    submit = ap.submit
+    real = getattr(ap, call)
 
-    def second_fails(*args, **kwargs):
-        if ap.calls.count("submit") == 1:
-            ap.down = True
-        return submit(*args, **kwargs)
+    def second(*args, **kwargs):
+        if ap.calls.count(call) == 1:
+            then()
+        return real(*args, **kwargs)
 
-    ap.submit = second_fails
-    pipe.intake(1.0)
-    stages = {r.name: r.stage for r in pipe.state.bundles.values()}
-    assert stages == {"a": Stage.SUBMITTED, "b": Stage.SUBMITTING, "c": Stage.CLAIMED}, "no spool once the access point is gone"
-    assert {r.name: r.stage for r in pipe.store.load().bundles.values()} == stages, "the batch's outcome is on disk"
-    ap.down, ap.submit = False, submit
+    setattr(ap, call, second)
+    try:
+        pipe.intake(1.0)
+    finally:
+        setattr(ap, call, real)
+    return {r.name: r.stage for r in pipe.state.bundles.values()}
+
+
+def back_up_each_goes_out_once(pipe, ap) -> None:
+    """The access point back: a few ticks later every bundle runs, each submitted once."""
+    ap.down = False
     for t in range(2, 12):
         pipe.tick(float(t))
     assert sorted(job.ad.bundle_id for job in ap.jobs.values()) == sorted(pipe.state.bundles), "each bundle once"
     assert {r.stage for r in pipe.state.bundles.values()} == {Stage.RUNNING}
+
+
+def test_outage_in_the_middle_of_a_batch_sends_the_rest_later_once_each(env):
+    pipe, ap, layout = env
+    stages = intake_of_three(env, "submit", lambda: setattr(ap, "down", True))
+    assert stages == {"a": Stage.SUBMITTED, "b": Stage.SUBMITTING, "c": Stage.CLAIMED}, "no spool once the access point is gone"
+    assert {r.name: r.stage for r in pipe.store.load().bundles.values()} == stages, "the batch's outcome is on disk"
+    back_up_each_goes_out_once(pipe, ap)
 
 
 def test_a_batch_is_submitted_whole_before_any_spool(env):
@@ -165,41 +180,16 @@ def test_a_batch_is_submitted_whole_before_any_spool(env):
 
 def test_outage_during_the_spools_leaves_the_rest_submitted_and_each_goes_out_once(env):
     pipe, ap, layout = env
-    for name in ("a", "b", "c"):
-        drop(layout, name)
-    spool = ap.spool
-
-    def second_fails(*args, **kwargs):
-        if ap.calls.count("spool") == 1:
-            ap.down = True
-        return spool(*args, **kwargs)
-
-    ap.spool = second_fails
-    pipe.intake(1.0)
-    stages = {r.name: r.stage for r in pipe.state.bundles.values()}
+    stages = intake_of_three(env, "spool", lambda: setattr(ap, "down", True))
     assert stages == {"a": Stage.RUNNING, "b": Stage.SUBMITTED, "c": Stage.SUBMITTED}
     assert ap.calls.count("spool") == 2, "the outage stops the batch's spools"
-    ap.down, ap.spool = False, spool
-    for t in range(2, 12):
-        pipe.tick(float(t))
-    assert sorted(job.ad.bundle_id for job in ap.jobs.values()) == sorted(pipe.state.bundles), "each bundle once"
-    assert {r.stage for r in pipe.state.bundles.values()} == {Stage.RUNNING}
+    back_up_each_goes_out_once(pipe, ap)
 
 
 def test_a_stop_during_a_batch_spools_what_was_submitted_and_sends_nothing_more(env):
     pipe, ap, layout = env
-    for name in ("a", "b", "c"):
-        drop(layout, name)
-    submit = ap.submit
-
-    def stop_after_the_second(*args, **kwargs):
-        if ap.calls.count("submit") == 1:
-            pipe.stopping.set()
-        return submit(*args, **kwargs)
-
-    ap.submit = stop_after_the_second
-    pipe.intake(1.0)
-    assert {r.name: r.stage for r in pipe.state.bundles.values()} == {"a": Stage.RUNNING, "b": Stage.RUNNING, "c": Stage.CLAIMED}
+    stages = intake_of_three(env, "submit", pipe.stopping.set)
+    assert stages == {"a": Stage.RUNNING, "b": Stage.RUNNING, "c": Stage.CLAIMED}
     assert [c for c in ap.calls if c in ("submit", "spool")] == ["submit", "submit", "spool", "spool"]
 
 

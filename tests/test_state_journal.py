@@ -33,6 +33,17 @@ def lines(store: Store) -> list:
     return journal.entries(store.files.journal.read_bytes(), json.loads)[0] if store.files.journal.exists() else []
 
 
+def goes_on_from(store: Store, saved: State) -> None:
+    """What is read back is ``saved``; a daemon starting there saves on from it, its next save read back whole."""
+    assert read(store.path).value == saved
+    again = Store(store.path)
+    loaded = again.load()
+    assert loaded == saved
+    loaded.bundles["b1"].reason = "after the crash"
+    assert again.save(loaded)
+    assert read(store.path).value == loaded, "the next save follows what was read, not what was cut short"
+
+
 @pytest.fixture
 def small_journal(monkeypatch):
     """A snapshot every few saves, so that the changes below cross many generations."""
@@ -129,13 +140,7 @@ def test_a_save_cut_short_is_read_as_the_save_before_it(tmp_path):
     store.save(state)
     whole = store.files.journal.read_bytes()
     store.files.journal.write_bytes(whole[:-7])  # the last append cut short, as a crash mid-write leaves it
-    assert read(store.path).value == saved
-    again = Store(store.path)
-    loaded = again.load()
-    assert loaded == saved
-    loaded.bundles["b1"].reason = "after the crash"
-    assert again.save(loaded)
-    assert read(store.path).value == loaded, "the next line follows the whole ones, not the cut one"
+    goes_on_from(store, saved)
 
 
 def test_a_failed_append_is_taken_back_and_written_next_time(tmp_path, monkeypatch):
@@ -191,13 +196,7 @@ def test_a_snapshot_cut_short_at_any_step_loses_nothing(tmp_path, monkeypatch, c
         with pytest.raises(KeyboardInterrupt):
             store.save(state)
     assert cut_at == 0 or len(calls) == cut_at
-    assert read(store.path).value == saved
-    again = Store(store.path)
-    loaded = again.load()
-    assert loaded == saved
-    loaded.bundles["b0"].reason = "later"
-    assert again.save(loaded)
-    assert Store(store.path).load() == loaded
+    goes_on_from(store, saved)
 
 
 def test_a_damaged_snapshot_falls_back_to_the_generation_before_with_its_journal(tmp_path, monkeypatch):
