@@ -39,7 +39,6 @@ also written, with the date and the machine, to docs/benchmark.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -968,7 +967,7 @@ def measure_100k(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
     table.add(scenario, f"a cold tick (first after a restart: the state loaded, a count and every job asked for), {tracked} jobs; "
               f"the schedd's share ({ms(wait)}, {ads} ads in {door.pages} pages, {read / 1e6:.1f} MB as text) apart; CPU in brackets", "< 3 s",
               f"{ms(own)} ({ms(cpu)} CPU); loading the state before it: {ms(load)}", own < 3.0)
-    kept_machinery(table, scenario, layout, pipeline, timed_tick)
+    kept_machinery(table, scenario, pipeline, timed_tick)
     wait_for(lambda: timed_tick()[3:5] == ("changes", 0), 60, "a quiet tick", 0.5)
     quiet = [timed_tick() for _ in range(5)]
     own, cpu = statistics.median(q[0] for q in quiet), statistics.median(q[1] for q in quiet)
@@ -1026,36 +1025,21 @@ def measure_100k(daemon: Daemon, pool: localpool.LocalPool, table: Table, work: 
                 f"({journal_size(layout) / 1e6:.1f} MB; best of 5; median {{median}})")
 
 
-def kept_machinery(table: Table, scenario: str, layout: Layout, pipeline: Pipeline, timed_tick: Callable[[], Tuple[Any, ...]]) -> None:
-    """What `chtcd.memory`'s two pieces buy, each measured with and without it: the cycle collector held off
-    while a load or an answer builds its objects, and glibc's freed memory handed back after a tick."""
-    def own_work_of_a_full_tick() -> float:
+def kept_machinery(table: Table, scenario: str, pipeline: Pipeline, timed_tick: Callable[[], Tuple[Any, ...]]) -> None:
+    """What `chtcd.memory` buys, measured with and without it: glibc's freed memory handed back after a tick."""
+    def full_tick() -> None:
         pipeline.tracker.full_at = None  # every job asked for, as every ten minutes
-        return timed_tick()[0]
+        timed_tick()
 
-    def loading() -> float:
-        t = time.perf_counter()
-        Store(layout.state_file).load()
-        return time.perf_counter() - t
-
-    held_off = (loading(), own_work_of_a_full_tick())
-    saved, trim = memory.no_cycle_collection, memory._trim
-    try:
-        memory.no_cycle_collection = contextlib.nullcontext  # type: ignore[assignment]
-        left_on = (loading(), own_work_of_a_full_tick())
-    finally:
-        memory.no_cycle_collection = saved  # type: ignore[assignment]
-    own_work_of_a_full_tick()
+    full_tick()
     trimmed = rss_mb()
+    trim = memory._trim
     try:
         memory._trim = None
-        own_work_of_a_full_tick()
+        full_tick()
         untrimmed = rss_mb()
     finally:
         memory._trim = trim
-    table.add(scenario, "kept: the cycle collector held off while the state loads and an answer of every job is read "
-              "(`memory.no_cycle_collection`): loading the state / a tick asking for every job, held off against left on", "",
-              f"{ms(held_off[0])} / {ms(held_off[1])} against {ms(left_on[0])} / {ms(left_on[1])}", None)
     table.add(scenario, "kept: freed memory handed back after a tick (`memory.give_back_memory`, glibc's malloc_trim): "
               "this process's resident memory after a tick asking for every job, with against without", "",
               f"{trimmed:.0f} MB against {untrimmed:.0f} MB", None)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
-from . import memory
 
 if TYPE_CHECKING:
     from . import idle
@@ -1067,13 +1066,12 @@ class AccessPoint:
             constraint += f" && ClusterId < {int(high)}"
         if since is not None:
             constraint += f" && (EnteredCurrentStatus >= {int(since)}{_or_member(listed)})"
-        with memory.no_cycle_collection():
-            ads = self._query(constraint)
-            self.last_answer_ads = len(ads)
-            self.last_answer_attributes = sum(len(ad) for ad in ads)
-            seen: Dict[Any, Any] = {}
-            jobs = [_job_ad(ad, None, seen) for ad in ads]
-            del ads
+        ads = self._query(constraint)
+        self.last_answer_ads = len(ads)
+        self.last_answer_attributes = sum(len(ad) for ad in ads)
+        seen: Dict[Any, Any] = {}
+        jobs = [_job_ad(ad, None, seen) for ad in ads]
+        del ads
         return jobs
 
     def history(self, constraint: str, limit: int = -1) -> List[JobAd]:

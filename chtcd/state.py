@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import atomic, glance, journal, memory
+from . import atomic, glance, journal
 
 SCHEMA_VERSION = 1
 
@@ -183,10 +183,7 @@ class StateError(Exception):
 
 
 def _convert(data: Dict[str, Any]) -> State:
-    """With 20,000 jobs this builds some 100,000 objects; Python's cycle collector,
-    left on, would walk all of them again and again meanwhile, doubling the time."""
-    with memory.no_cycle_collection():
-        return State.from_json(data)
+    return State.from_json(data)
 
 
 def read(state_file: Path) -> "journal.Found[State]":
