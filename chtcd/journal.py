@@ -13,8 +13,9 @@ snapshot, one generation on, and the journal starts again. The files, beside
   journal, in case `state.json` is ever damaged.
 
 Reading takes the newest snapshot that reads and replays, in order, the lines
-of its generation, each journal up to its first line that is not whole (a
-save cut short by a crash: the state is then as the save before it left it). Lines of another generation are ones a later snapshot already holds, or
+of its generation (the others are skipped unread), each journal up to its
+first line that is not whole (a save cut short by a crash: the state is then
+as the save before it left it). Lines of another generation are ones a later snapshot already holds, or
 ones written before a snapshot that never landed.
 
 This module is only plain dicts and bytes: `chtcd status` reads through it
@@ -24,7 +25,6 @@ without the daemon's records (see `glance`).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Generic, List, NamedTuple, Optional, Tuple, Type, TypeVar
@@ -45,39 +45,37 @@ def files(state_file: Path) -> Files:
     return Files(state_file, state_file.with_name(state_file.name + ".prev"), journal, journal.with_name(journal.name + ".prev"))
 
 
-def entries(raw: bytes, loads: Loads) -> Tuple[List[Dict[str, Any]], int]:
-    """A journal's whole lines as dicts, up to the first that is not one; and the length of those lines in bytes."""
+GENERATION_LINE = b'{"generation":'
+"""How every journal line begins (`state._line` writes the generation first): a line of another generation is
+skipped unread, so the journal kept beside the last snapshot costs a reader nothing but a scan for newlines."""
+
+
+def entries(raw: bytes, loads: Loads, generation: int) -> Tuple[List[Dict[str, Any]], int]:
+    """A journal's whole lines of ``generation`` as dicts, up to the first line that is not whole;
+    and the length in bytes of the whole lines (of any generation) before that one."""
+    ours = GENERATION_LINE + str(generation).encode() + b","
     found: List[Dict[str, Any]] = []
     at = 0
     while True:
         end = raw.find(b"\n", at)
         if end < 0:
             return found, at  # what follows the last newline was cut short
+        if raw.startswith(GENERATION_LINE, at) and not raw.startswith(ours, at):
+            at = end + 1  # another generation's: one a later snapshot holds, or written before one that never landed
+            continue
         try:
             entry = loads(raw[at:end])
         except ValueError:
             return found, at
-        if not isinstance(entry, dict) or not isinstance(entry.get("generation"), int):
+        if not isinstance(entry, dict) or entry.get("generation") != generation:
             return found, at
         found.append(entry)
         at = end + 1
 
 
-def mend(path: Path) -> bool:
-    """Cut a journal back to its whole lines, so that the next save's line follows one; whether it had to be.
-
-    Only the daemon, holding its lock, calls this: it is the journal's one writer.
-    """
-    raw = _bytes(path)
-    _, good = entries(raw, json.loads)
-    if good == len(raw):
-        return False
-    os.truncate(path, good)
-    return True
-
-
-def replay(data: Dict[str, Any], journals: List[bytes], loads: Loads) -> Tuple[Dict[str, Any], int]:
-    """The snapshot `data` with its generation's journal lines applied in order (in place), and how many were.
+def replay(data: Dict[str, Any], journals: List[bytes], loads: Loads) -> Tuple[Dict[str, Any], int, List[int]]:
+    """The snapshot `data` with its generation's journal lines applied in order (in place); how many were; and
+    for each journal, the length of its whole lines (shorter than the journal when its last save was cut short).
 
     Each journal counts up to its first line that is not whole (a save cut short by a crash: the state
     is as the save before it left it); a line naming a bundle the state lacks ends that journal too.
@@ -88,18 +86,18 @@ def replay(data: Dict[str, Any], journals: List[bytes], loads: Loads) -> Tuple[D
     bundles = {b["id"]: b for b in data.get("bundles", [])}  # a repeated id: the last one, as the daemon sees it
     paused = data.get("paused", False)
     applied = 0
+    whole = []
     for raw in journals:
-        found, _ = entries(raw, loads)
+        found, good = entries(raw, loads, generation)
+        whole.append(good)
         for entry in found:
-            if entry["generation"] != generation:
-                continue
             if not _apply(entry, bundles):
                 break
             paused = entry.get("paused", paused)
             applied += 1
     data["bundles"] = list(bundles.values())
     data["paused"] = paused
-    return data, applied
+    return data, applied, whole
 
 
 def _apply(entry: Dict[str, Any], bundles: Dict[str, Dict[str, Any]]) -> bool:
@@ -124,7 +122,7 @@ class Found(Generic[T]):
     previous: bool  # read from the generation before: state.json did not read
     replayed: int  # journal lines applied
     snapshot_bytes: int
-    journal_bytes: int
+    journal_whole: List[int]  # per journal (`.prev`, then the current one), the length of its whole lines
 
 
 JOBS_LINE = b'{"jobs_of":'
@@ -193,12 +191,12 @@ def read(
         try:
             data = snapshot(raw, loads, jobs)
             generation = data.get("generation", 0)
-            data, replayed = replay(data, journals, loads)
+            data, replayed, whole = replay(data, journals, loads)
             value = convert(data)
         except errors as exc:
             problems.append(f"{candidate.name}: {exc}")
             continue
-        return Found(value, generation, candidate == paths.previous, replayed, len(raw), len(journals[1])), problems
+        return Found(value, generation, candidate == paths.previous, replayed, len(raw), whole), problems
     return None, problems
 
 

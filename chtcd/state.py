@@ -182,17 +182,13 @@ class StateError(Exception):
     pass
 
 
-def _convert(data: Dict[str, Any]) -> State:
-    return State.from_json(data)
-
-
 def read(state_file: Path) -> "journal.Found[State]":
     """The state as last saved, for commands that only look (`StateError` naming each problem if none reads)."""
-    found, problems = journal.read(state_file, json.loads, _convert, READ_ERRORS)
+    found, problems = journal.read(state_file, json.loads, State.from_json, READ_ERRORS)
     if found is None:
         if problems:
             raise StateError(f"cannot read the state in {state_file.parent} ({'; '.join(problems)})")
-        return journal.Found(State(client_id=""), 0, False, 0, 0, 0)
+        return journal.Found(State(client_id=""), 0, False, 0, 0, [0, 0])
     return found
 
 
@@ -207,8 +203,8 @@ def new_client_id() -> str:
 JOURNAL_MIN_BYTES = 1 << 20
 JOURNAL_SHARE = 8
 """A save writes a new snapshot once the journal is past an eighth of the snapshot (and past 1 MiB):
-`chtcd status` reads both, so the journal adds at most an eighth to its reading, and a snapshot's cost
-is spread over at least that eighth's worth of changes."""
+every reader parses the whole journal (`chtcd status` too, which skips the snapshot's jobs), so it is
+kept small beside the snapshot, and a snapshot's cost is spread over at least that eighth's worth of changes."""
 
 
 @dataclass(**_SLOTS)
@@ -242,22 +238,29 @@ class Store:
         self._snapshot_due = True  # no snapshot yet, or one that must be written again before any line follows it
 
     def load(self) -> State:
-        for path in (self.files.journal_before, self.files.journal):
-            journal.mend(path)
-        found, problems = journal.read(self.path, json.loads, _convert, READ_ERRORS)
+        """The state as last saved; a save cut short is cut off its journal, so that the next line follows a whole one.
+
+        Only the daemon, holding its lock, loads through a Store: it is the files' one writer.
+        """
+        found, problems = journal.read(self.path, json.loads, State.from_json, READ_ERRORS)
+        journals = (self.files.journal_before, self.files.journal)
         if found is None:
-            if problems:
+            if problems or any(path.exists() for path in journals):  # no snapshot a journal could follow
                 stamp = str(int(time.time()))
                 for broken in self.files:
                     if broken.exists():
                         os.replace(broken, broken.with_name(f"{broken.name}.corrupt-{stamp}"))
+            if problems:
                 self.recovered_from = "nothing: both generations were unreadable and were kept aside"
             return State(client_id=self._client_id())
+        for path, whole in zip(journals, found.journal_whole):
+            if path.exists() and path.stat().st_size > whole:
+                os.truncate(path, whole)
         self.recovered_from = "previous generation" if problems else None  # (none: a crash between a snapshot's renames)
-        self._generation, self._snapshot_bytes, self._journal_bytes = found.generation, found.snapshot_bytes, found.journal_bytes
-        # state.json did not read, or a snapshot was cut short after its journal moved aside: write one before any line
-        # or one written before the journal, which a journal line may not follow
-        self._snapshot_due = found.previous or (found.replayed > 0 and found.journal_bytes == 0) or found.generation == 0
+        self._generation, self._snapshot_bytes, self._journal_bytes = found.generation, found.snapshot_bytes, found.journal_whole[1]
+        # A snapshot is written before any line when state.json did not read, when one was cut short after its
+        # journal moved aside (the lines read are in the `.prev` journal), or when it predates the journal.
+        self._snapshot_due = found.previous or (found.replayed > 0 and self._journal_bytes == 0) or found.generation == 0
         self._remember(found.value, found.value.bundles.values())
         return found.value
 

@@ -30,7 +30,7 @@ def _facts(tally: glance.Tally) -> tuple:
 
 
 def lines(store: Store) -> list:
-    return journal.entries(store.files.journal.read_bytes(), json.loads)[0] if store.files.journal.exists() else []
+    return journal.entries(store.files.journal.read_bytes(), json.loads, read(store.path).generation)[0] if store.files.journal.exists() else []
 
 
 def goes_on_from(store: Store, saved: State) -> None:
@@ -215,6 +215,24 @@ def test_a_damaged_snapshot_falls_back_to_the_generation_before_with_its_journal
     again = Store(store.path)
     assert again.load() == before_snapshot, "generation 1 and its journal: every save but the last two"
     assert again.recovered_from == "previous generation"
+
+
+def test_a_journal_left_without_its_snapshot_never_follows_a_new_one(tmp_path):
+    """Both snapshots deleted by hand, the journals left: a new state's first snapshot is generation 1 again,
+    and the old generation-1 lines must not be replayed onto it."""
+    store = Store(tmp_path / "state.json")
+    old = state_with(2, 3)
+    store.save(old)
+    old.bundles["b0"].stage = Stage.DONE
+    store.save(old)  # a line of generation 1
+    store.path.unlink()
+    again = Store(store.path)
+    fresh = again.load()
+    assert fresh.bundles == {}
+    fresh.bundles["n"] = BundleRecord(id="n", name="new", stage=Stage.CLAIMED, claimed_at=9.0)
+    assert again.save(fresh)
+    assert read(store.path).value == fresh
+    assert list(tmp_path.glob("state.journal.corrupt-*")), "the old journal is kept aside, not deleted"
 
 
 def test_a_state_file_from_before_the_journal_is_read_and_continued(tmp_path):
