@@ -196,8 +196,8 @@ class Tracker:
         known: Dict[str, BundleRecord],
         ads: List[condor.JobAd],
         now: float,
-        ask: Optional[Ask] = None,
-        count: Optional[condor.Count] = None,
+        ask: Ask,
+        count: Optional[condor.Count],
     ) -> List[condor.JobAd]:
         """The answer into the records; returns the strays: jobs of this client whose bundle no record knows.
 
@@ -205,7 +205,6 @@ class Tracker:
         has jobs missing from the answer marked gone; any other bundle only has
         the jobs in the answer updated, and is not gone through when there are none.
         """
-        ask = ask or Ask(None, (), "start")
         by_bundle: Dict[Optional[str], List[condor.JobAd]] = {}
         for ad in ads:
             group = by_bundle.get(ad.bundle_id)
@@ -240,7 +239,7 @@ class Tracker:
         return strays
 
 
-def _merge_bundle(record: BundleRecord, mine: List[condor.JobAd], now: float, complete: bool = True) -> None:
+def _merge_bundle(record: BundleRecord, mine: List[condor.JobAd], now: float, complete: bool) -> None:
     seen = set()
     for ad in mine:
         key = str(ad.proc)
