@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
-
 if TYPE_CHECKING:
     from . import idle
 
@@ -124,9 +123,9 @@ class JobAd:
     request_cpus: Optional[int] = None
 
 
-
 ClusterRange = Tuple[Optional[int], Optional[int]]
 """ClusterIds from the first (included) to the second (left out); None leaves that side open."""
+
 
 @dataclass(frozen=True)
 class Count:
